@@ -1,0 +1,90 @@
+// Starts and stops a real Callboard server process for the browser tests, so a test can take
+// the server away and bring it back the way an outage or a deploy would.
+import { ChildProcess, spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+
+const projectRoot = path.resolve(__dirname, "..", "..");
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(projectRoot, "target");
+const binary = process.env.CALLBOARD_BIN || path.join(targetDir, "debug", "callboard");
+const siteRoot = process.env.LEPTOS_SITE_ROOT || path.join(projectRoot, "target", "site");
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address() as net.AddressInfo;
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+export class CallboardServer {
+  private child: ChildProcess | null = null;
+  readonly dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "callboard-e2e-"));
+  log = "";
+
+  private constructor(readonly port: number) {}
+
+  static async create(): Promise<CallboardServer> {
+    return new CallboardServer(await freePort());
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (!fs.existsSync(binary)) {
+      throw new Error(`no server binary at ${binary}: build it first (scripts/test does)`);
+    }
+    const child = spawn(binary, [], {
+      env: {
+        ...process.env,
+        CALLBOARD_SERVER_ADDR: `127.0.0.1:${this.port}`,
+        CALLBOARD_STORE_PATH: path.join(this.dataDir, "callboard.db"),
+        LEPTOS_OUTPUT_NAME: "callboard",
+        LEPTOS_SITE_ROOT: siteRoot,
+        LEPTOS_SITE_PKG_DIR: "pkg",
+        RUST_LOG: process.env.RUST_LOG || "warn",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout?.on("data", (chunk) => (this.log += chunk));
+    child.stderr?.on("data", (chunk) => (this.log += chunk));
+    this.child = child;
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) {
+        throw new Error(`server exited with ${child.exitCode}:\n${this.log}`);
+      }
+      try {
+        const response = await fetch(`${this.url}/healthz`);
+        if (response.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`server did not become healthy:\n${this.log}`);
+  }
+
+  /** SIGTERM, as a service manager would send; waits for the graceful exit. */
+  async stop(): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    const timeout = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), 10_000));
+    const result = await Promise.race([exited, timeout]);
+    if (result === "timeout") {
+      child.kill("SIGKILL");
+      throw new Error(`server ignored SIGTERM for 10 s:\n${this.log}`);
+    }
+    this.child = null;
+    return result;
+  }
+}

@@ -1,0 +1,77 @@
+//! The Leptos app: the page shell, the top bar and the three screens.
+
+pub mod connection;
+pub mod pages;
+
+use connection::{provide_connection, ConnectionBadge};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    StaticSegment,
+};
+
+/// The HTML document the server renders around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en" class="dark">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="dark light"/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body class="min-h-screen bg-slate-950 text-slate-100 antialiased">
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The root component: live connection, top bar and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_connection();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/callboard.css"/>
+        <Title text="Callboard"/>
+        <Router>
+            <TopBar/>
+            <main class="p-4">
+                <Routes fallback=|| view! { <p class="text-slate-400">"Page not found."</p> }>
+                    <Route path=StaticSegment("") view=pages::Wallboard/>
+                    <Route path=StaticSegment("queues") view=pages::Queues/>
+                    <Route path=StaticSegment("desk") view=pages::AgentDesk/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// Navigation between the screens, and the connection badge always in sight.
+#[component]
+fn TopBar() -> impl IntoView {
+    let link = "rounded px-3 py-1.5 text-slate-300 hover:bg-slate-800 hover:text-white aria-[current=page]:bg-slate-800 aria-[current=page]:text-white";
+    view! {
+        <header class="flex items-center gap-4 border-b border-slate-800 bg-slate-900 px-4 py-2">
+            <span class="flex items-center gap-2 font-semibold tracking-tight text-white">
+                <img src="/favicon.svg" alt="" class="h-6 w-6"/>
+                "Callboard"
+            </span>
+            <nav class="flex gap-1 text-sm">
+                <A href="/" attr:class=link>"Wallboard"</A>
+                <A href="/queues" attr:class=link>"Queues"</A>
+                <A href="/desk" attr:class=link>"Agent desk"</A>
+            </nav>
+            <div class="ml-auto">
+                <ConnectionBadge/>
+            </div>
+        </header>
+    }
+}

@@ -1,0 +1,51 @@
+//! When today's figures start: the daily reset time in the call center's time zone.
+
+use crate::model::Timestamp;
+
+/// The most recent reset at or before `now` (`reset` is local `HH:MM` in `time_zone`).
+/// A bad setting falls back to midnight UTC rather than stopping the figures.
+pub fn day_start(now: Timestamp, reset: &str, time_zone: &str) -> Timestamp {
+    compute(now, reset, time_zone).unwrap_or_else(|| {
+        tracing::warn!(reset, time_zone, "bad daily reset setting; using midnight UTC");
+        compute(now, "00:00", "UTC").unwrap_or(0)
+    })
+}
+
+fn compute(now: Timestamp, reset: &str, time_zone: &str) -> Option<Timestamp> {
+    let (hour, minute) = reset.split_once(':')?;
+    let (hour, minute): (i8, i8) = (hour.trim().parse().ok()?, minute.trim().parse().ok()?);
+    let zone = jiff::tz::TimeZone::get(time_zone).ok()?;
+    let now = jiff::Timestamp::from_millisecond(now).ok()?;
+    let local = now.to_zoned(zone.clone());
+    let today = local.date().at(hour, minute, 0, 0).to_zoned(zone.clone()).ok()?;
+    let start = if today.timestamp() <= now {
+        today
+    } else {
+        local.date().yesterday().ok()?.at(hour, minute, 0, 0).to_zoned(zone).ok()?
+    };
+    Some(start.timestamp().as_millisecond())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOV_23_2026_10H_UTC: Timestamp = 1_795_428_000_000;
+
+    #[test]
+    fn midnight_utc_by_default() {
+        assert_eq!(day_start(NOV_23_2026_10H_UTC, "00:00", "UTC"), NOV_23_2026_10H_UTC - 10 * 3_600_000);
+    }
+
+    #[test]
+    fn reset_later_today_means_yesterdays_reset() {
+        // 10:00 UTC is 21:00 in Sydney (UTC+11 in November): the 22:00 reset is yesterday's.
+        let start = day_start(NOV_23_2026_10H_UTC, "22:00", "Australia/Sydney");
+        assert_eq!(start, NOV_23_2026_10H_UTC - 23 * 3_600_000);
+    }
+
+    #[test]
+    fn bad_settings_fall_back() {
+        assert_eq!(day_start(NOV_23_2026_10H_UTC, "25:99", "Mars/Olympus"), NOV_23_2026_10H_UTC - 10 * 3_600_000);
+    }
+}

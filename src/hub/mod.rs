@@ -1,0 +1,371 @@
+//! The hub: the only writer of live state.
+//!
+//! One task owns the state. It takes events in batches, applies each through the model's
+//! transition function, journals the applied ones in one transaction, and only then publishes
+//! them as deltas numbered by `seq`. Subscribing happens inside the same task, so a new client's
+//! snapshot and the first delta it receives can never overlap or leave a gap.
+
+mod day;
+
+pub use day::day_start;
+
+use crate::model::{Change, ConnectorHealth, Event, Frame, LiveState, Outcome, QueueSettings, Snapshot, Timestamp};
+use crate::store::{JournalEntry, Store, StoreError};
+use axum::extract::ws::Utf8Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Frames a websocket may fall behind before it is sent a fresh snapshot instead.
+pub const BROADCAST_CAPACITY: usize = 4096;
+/// Frames kept for `?since=` resumes; older gaps are filled with a snapshot.
+const RESUME_FRAMES: usize = 8192;
+/// Bytes kept for resumes, whichever limit is reached first.
+const RESUME_BYTES: usize = 32 * 1024 * 1024;
+/// Inputs waiting for the hub; producers wait (backpressure) rather than grow memory.
+const INPUT_CAPACITY: usize = 16_384;
+/// Events applied and journaled together in one transaction.
+const MAX_BATCH: usize = 512;
+/// Ended calls stay on the live board this long, then only in history.
+const RETIRE_AFTER_MS: i64 = 60_000;
+
+/// One published frame, serialized once and shared by every websocket.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub seq: u64,
+    pub text: Utf8Bytes,
+}
+
+/// What a websocket starts from: frames to send first (a snapshot, or the missed deltas), then
+/// every frame published after them.
+pub struct Subscription {
+    pub first: Vec<Utf8Bytes>,
+    pub last_seq: u64,
+    pub frames: broadcast::Receiver<Published>,
+}
+
+/// Why the hub did not take an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("the hub has stopped")]
+    Stopped,
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+/// What became of an event the hub took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Applied and journaled under this sequence number.
+    Applied(u64),
+    /// Nothing changed (a duplicate or late event); nothing to journal.
+    Unchanged,
+}
+
+enum Input {
+    Event { event: Box<Event>, reply: Option<oneshot::Sender<Result<Accepted, HubError>>> },
+    Subscribe { since: Option<u64>, reply: oneshot::Sender<Subscription> },
+    Snapshot { reply: oneshot::Sender<(u64, Utf8Bytes)> },
+    Health { health: ConnectorHealth },
+    Connectors { reply: oneshot::Sender<Vec<ConnectorHealth>> },
+}
+
+/// A cheap handle to the hub task, shared by request handlers and connectors.
+#[derive(Clone)]
+pub struct Hub {
+    inputs: mpsc::Sender<Input>,
+}
+
+/// Settings of the figures day.
+#[derive(Debug, Clone, Default)]
+pub struct HubSettings {
+    pub default_queue: QueueSettings,
+    pub queues: BTreeMap<crate::model::QueueId, QueueSettings>,
+}
+
+impl Hub {
+    /// Replays today's journal into a fresh state, then starts the hub task.
+    pub async fn start(store: Store, settings: HubSettings, shutdown: CancellationToken) -> Result<Self, StoreError> {
+        let now = now_ms();
+        let start = day_start(now, &settings.default_queue.reset_time, &settings.default_queue.time_zone);
+        let mut state = LiveState::new(settings.default_queue.clone(), settings.queues.clone());
+        state.start_day(start);
+        let journal = store.journal_since(start).await?;
+        let replayed = journal.len();
+        for entry in &journal {
+            state.apply(&entry.event);
+        }
+        state.retire_ended(now - RETIRE_AFTER_MS);
+        let seq = store.last_seq().await?;
+        tracing::info!(replayed, seq, "hub state rebuilt from today's journal");
+        let (inputs, receiver) = mpsc::channel(INPUT_CAPACITY);
+        let (frames, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let task = HubTask {
+            state,
+            seq,
+            store,
+            settings,
+            frames,
+            resume: VecDeque::new(),
+            resume_bytes: 0,
+            snapshot: None,
+            connectors: BTreeMap::new(),
+        };
+        tokio::spawn(task.run(receiver, shutdown));
+        Ok(Self { inputs })
+    }
+
+    /// Applies an event and waits until it is journaled; webhooks answer 2xx only after this.
+    pub async fn submit(&self, event: Event) -> Result<Accepted, HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs
+            .send(Input::Event { event: Box::new(event), reply: Some(reply) })
+            .await
+            .map_err(|_| HubError::Stopped)?;
+        answer.await.map_err(|_| HubError::Stopped)?
+    }
+
+    /// A snapshot (or the missed deltas after `since`) and every later frame.
+    pub async fn subscribe(&self, since: Option<u64>) -> Result<Subscription, HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs.send(Input::Subscribe { since, reply }).await.map_err(|_| HubError::Stopped)?;
+        answer.await.map_err(|_| HubError::Stopped)
+    }
+
+    /// The current snapshot frame as JSON text, and its `seq`.
+    pub async fn snapshot(&self) -> Result<(u64, Utf8Bytes), HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs.send(Input::Snapshot { reply }).await.map_err(|_| HubError::Stopped)?;
+        answer.await.map_err(|_| HubError::Stopped)
+    }
+
+    /// Reports a connector's health; published to browsers as a delta.
+    pub async fn report_health(&self, health: ConnectorHealth) -> Result<(), HubError> {
+        self.inputs.send(Input::Health { health }).await.map_err(|_| HubError::Stopped)
+    }
+
+    pub async fn connectors(&self) -> Result<Vec<ConnectorHealth>, HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs.send(Input::Connectors { reply }).await.map_err(|_| HubError::Stopped)?;
+        answer.await.map_err(|_| HubError::Stopped)
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as Timestamp)
+        .unwrap_or(0)
+}
+
+struct HubTask {
+    state: LiveState,
+    seq: u64,
+    store: Store,
+    settings: HubSettings,
+    frames: broadcast::Sender<Published>,
+    resume: VecDeque<Published>,
+    resume_bytes: usize,
+    snapshot: Option<(u64, Utf8Bytes)>,
+    connectors: BTreeMap<String, ConnectorHealth>,
+}
+
+/// An applied event waiting for its journal write.
+struct Pending {
+    entry: JournalEntry,
+    changes: Vec<Change>,
+    reply: Option<oneshot::Sender<Result<Accepted, HubError>>>,
+}
+
+impl HubTask {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Input>, shutdown: CancellationToken) {
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let first = tokio::select! {
+                input = receiver.recv() => match input {
+                    Some(input) => input,
+                    None => break,
+                },
+                _ = housekeeping.tick() => {
+                    self.housekeeping();
+                    continue;
+                }
+                () = shutdown.cancelled() => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(input) => batch.push(input),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch).await;
+        }
+        tracing::info!(seq = self.seq, "hub stopped");
+    }
+
+    async fn process(&mut self, batch: Vec<Input>) {
+        let mut pending: Vec<Pending> = Vec::new();
+        for input in batch {
+            match input {
+                Input::Event { event, reply } => self.apply(*event, reply, &mut pending),
+                other => {
+                    self.flush(&mut pending).await;
+                    self.answer(other);
+                }
+            }
+        }
+        self.flush(&mut pending).await;
+    }
+
+    fn apply(
+        &mut self,
+        event: Event,
+        reply: Option<oneshot::Sender<Result<Accepted, HubError>>>,
+        pending: &mut Vec<Pending>,
+    ) {
+        let outcome = self.state.apply(&event);
+        let health = self.connectors.entry(event.provider.clone()).or_insert_with(|| ConnectorHealth {
+            name: event.provider.clone(),
+            kind: "unknown".into(),
+            state: "ready".into(),
+            ..ConnectorHealth::default()
+        });
+        health.events += 1;
+        health.last_event_at = Some(event.received_at);
+        match outcome {
+            Outcome::Applied(changes) => {
+                self.seq += 1;
+                pending.push(Pending { entry: JournalEntry { seq: self.seq, event }, changes, reply });
+            }
+            Outcome::Unchanged => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(Accepted::Unchanged));
+                }
+            }
+            Outcome::Refused(reason) => {
+                tracing::warn!(provider = %event.provider, %reason, "event refused");
+                health.errors += 1;
+                health.last_error = Some(reason.clone());
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(HubError::Refused(reason)));
+                }
+            }
+        }
+    }
+
+    /// Journals the pending events, then publishes them. A journal failure is retried: what
+    /// was not journaled is neither published nor acknowledged.
+    async fn flush(&mut self, pending: &mut Vec<Pending>) {
+        if pending.is_empty() {
+            return;
+        }
+        let entries: Vec<JournalEntry> = pending.iter().map(|p| p.entry.clone()).collect();
+        let mut calls = BTreeMap::new();
+        for change in pending.iter().flat_map(|p| &p.changes) {
+            if let Change::Call(call) = change {
+                calls.insert(call.id.clone(), call.clone());
+            }
+        }
+        let calls: Vec<_> = calls.into_values().collect();
+        let mut delay = Duration::from_millis(50);
+        while let Err(error) = self.store.append(&entries, &calls).await {
+            tracing::error!(%error, "journal write failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        for Pending { entry, changes, reply } in pending.drain(..) {
+            self.publish_numbered(entry.seq, changes);
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(Accepted::Applied(entry.seq)));
+            }
+        }
+    }
+
+    fn publish(&mut self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.seq += 1;
+        self.publish_numbered(self.seq, changes);
+    }
+
+    fn publish_numbered(&mut self, seq: u64, changes: Vec<Change>) {
+        let frame = Frame::Delta { seq, changes };
+        let text: Utf8Bytes = serde_json::to_string(&frame).unwrap_or_default().into();
+        let published = Published { seq, text };
+        self.resume_bytes += published.text.len();
+        self.resume.push_back(published.clone());
+        while self.resume.len() > RESUME_FRAMES || self.resume_bytes > RESUME_BYTES {
+            if let Some(old) = self.resume.pop_front() {
+                self.resume_bytes -= old.text.len();
+            }
+        }
+        self.snapshot = None;
+        // No receivers is fine: nobody is watching.
+        let _ = self.frames.send(published);
+    }
+
+    fn snapshot_text(&mut self) -> Utf8Bytes {
+        if let Some((seq, text)) = &self.snapshot {
+            if *seq == self.seq {
+                return text.clone();
+            }
+        }
+        let (extensions, calls, queues) = self.state.views_all();
+        let snapshot = Snapshot {
+            extensions,
+            calls,
+            queues,
+            connectors: self.connectors.values().cloned().collect(),
+            server_time: now_ms(),
+        };
+        let text: Utf8Bytes =
+            serde_json::to_string(&Frame::Snapshot { seq: self.seq, snapshot }).unwrap_or_default().into();
+        self.snapshot = Some((self.seq, text.clone()));
+        text
+    }
+
+    fn answer(&mut self, input: Input) {
+        match input {
+            Input::Event { .. } => {}
+            Input::Subscribe { since, reply } => {
+                let frames = self.frames.subscribe();
+                let oldest = self.resume.front().map(|frame| frame.seq);
+                let first = match (since, oldest) {
+                    (Some(since), _) if since == self.seq => Vec::new(),
+                    (Some(since), Some(oldest)) if since < self.seq && since + 1 >= oldest => {
+                        self.resume.iter().filter(|frame| frame.seq > since).map(|frame| frame.text.clone()).collect()
+                    }
+                    _ => vec![self.snapshot_text()],
+                };
+                let _ = reply.send(Subscription { first, last_seq: self.seq, frames });
+            }
+            Input::Snapshot { reply } => {
+                let text = self.snapshot_text();
+                let _ = reply.send((self.seq, text));
+            }
+            Input::Health { health } => {
+                if self.connectors.get(&health.name) != Some(&health) {
+                    self.connectors.insert(health.name.clone(), health.clone());
+                    self.publish(vec![Change::Connector(health)]);
+                }
+            }
+            Input::Connectors { reply } => {
+                let _ = reply.send(self.connectors.values().cloned().collect());
+            }
+        }
+    }
+
+    /// Time-driven changes: ended calls leave the live board, and a new figures day starts.
+    fn housekeeping(&mut self) {
+        let now = now_ms();
+        let queue = &self.settings.default_queue;
+        let mut changes = self.state.start_day(day_start(now, &queue.reset_time, &queue.time_zone));
+        changes.extend(self.state.retire_ended(now - RETIRE_AFTER_MS));
+        self.publish(changes);
+    }
+}

@@ -1,0 +1,29 @@
+#[cfg(feature = "ssr")]
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    use callboard::server::{cli::Cli, config::Config, serve, telemetry};
+    use clap::Parser;
+
+    let cli = Cli::parse();
+    telemetry::init(cli.log_json);
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!("configuration error: {error}");
+            eprintln!("callboard: configuration error: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match serve(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "ssr"))]
+pub fn main() {
+    // The browser entry point is `hydrate` in lib.rs.
+}

@@ -1,0 +1,79 @@
+//! Extensions and the agents logged in at them.
+
+use super::ids::{ExtensionId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Why an agent is not taking calls, as the providers that report it name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakReason {
+    Lunch,
+    Admin,
+    Private,
+    Training,
+    Meeting,
+    Brief,
+    Other(String),
+}
+
+/// What the agent chose, independent of whether a call is up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "detail")]
+pub enum AgentStatus {
+    Available,
+    LoggedOut,
+    Break(BreakReason),
+    /// The provider reports no agent status, or a code we have no mapping for.
+    #[default]
+    Unknown,
+}
+
+/// What a tile's colour means, derived from the extension's live legs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    #[default]
+    Idle,
+    Ringing,
+    Busy,
+    OnHold,
+}
+
+impl Presence {
+    /// The value of the tile's `data-state` attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Idle => "idle",
+            Presence::Ringing => "ringing",
+            Presence::Busy => "busy",
+            Presence::OnHold => "on_hold",
+        }
+    }
+}
+
+/// One extension as the wallboard shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extension {
+    pub id: ExtensionId,
+    /// What people dial.
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_user: Option<String>,
+    /// Who is logged in now, when it differs from the owner (hot desking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_user: Option<String>,
+    pub agent_status: AgentStatus,
+    /// The provider's own code for the agent status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_status: Option<String>,
+    pub status_since: Timestamp,
+    pub presence: Presence,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_call_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_answered_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_hangup_at: Option<Timestamp>,
+}

@@ -1,0 +1,20 @@
+//! The provider-neutral live model, shared by server and browser. No I/O lives here: every
+//! connector feeds it and every test can drive it without a socket.
+
+pub mod call;
+pub mod command;
+pub mod event;
+pub mod extension;
+pub mod frame;
+pub mod ids;
+pub mod queue;
+pub mod state;
+
+pub use call::{Call, Direction, EndCause, HeldBy, Leg, LegState, Origin, Party};
+pub use command::{Action, Command};
+pub use event::{Event, EventKind, ExtensionReport, LegReport, QueueOutcome};
+pub use extension::{AgentStatus, BreakReason, Extension, Presence};
+pub use frame::{Change, ConnectorHealth, Frame, Snapshot};
+pub use ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
+pub use queue::{Queue, QueueEntry, QueueFigures, QueueSettings};
+pub use state::{LiveState, Outcome};

@@ -1,0 +1,256 @@
+//! Queues, the callers waiting in them, and the figures a supervisor watches.
+
+use super::call::Party;
+use super::event::QueueOutcome;
+use super::ids::{CallId, ExtensionId, QueueId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Per-queue settings; every call center sets its own targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueueSettings {
+    /// A call answered within this many seconds counts toward the service level.
+    pub service_level_s: u32,
+    /// An abandon within this many seconds is a short abandon, counted apart and left out of
+    /// the service level (the caller hung up before anyone could have answered).
+    pub short_abandon_s: u32,
+    /// When today's figures start, local time `HH:MM` in `time_zone`.
+    pub reset_time: String,
+    /// IANA time zone name, e.g. `Australia/Sydney`.
+    pub time_zone: String,
+    pub thresholds: Thresholds,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            service_level_s: 20,
+            short_abandon_s: 5,
+            reset_time: "00:00".into(),
+            time_zone: "UTC".into(),
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+/// Amber and red limits; a figure past amber shows amber, past red shows red.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Thresholds {
+    pub waiting: Limits,
+    pub longest_wait_s: Limits,
+    /// Lower is worse: amber below `amber`, red below `red`.
+    pub service_level_pct: Limits,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            waiting: Limits { amber: 3.0, red: 6.0 },
+            longest_wait_s: Limits { amber: 30.0, red: 90.0 },
+            service_level_pct: Limits { amber: 80.0, red: 60.0 },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub amber: f64,
+    pub red: f64,
+}
+
+/// A caller in a queue, as the live state holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub call: CallId,
+    pub caller: Party,
+    /// When the caller joined; unknown when only the leaving was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<QueueOutcome>,
+    /// Talk time of the call once it was answered and ended, for the average talk figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talk_ms: Option<i64>,
+}
+
+impl QueueEntry {
+    pub fn is_waiting(&self) -> bool {
+        self.outcome.is_none()
+    }
+
+    /// Time from joining to leaving; zero when the joining was never seen.
+    pub fn wait_ms(&self) -> Option<i64> {
+        let left = self.left_at?;
+        Some((left - self.joined_at.unwrap_or(left)).max(0))
+    }
+
+    /// The moment this entry counts for when figures are cut at the daily reset.
+    pub fn counted_at(&self) -> Timestamp {
+        self.joined_at.or(self.left_at).unwrap_or(0)
+    }
+}
+
+/// Agent status counts across the extensions that serve a queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCounts {
+    /// Not logged out, not on break, and on no call.
+    pub available: u32,
+    /// On a call (ringing, talking or holding), whatever the status says.
+    pub busy: u32,
+    pub on_break: u32,
+    pub logged_out: u32,
+}
+
+/// The figures of one queue since its daily reset. Every count is over the entries that
+/// joined (or, when the joining was missed, left) since then.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueFigures {
+    /// Callers in the queue now.
+    pub waiting: u32,
+    /// Join time of the caller waiting longest; the browser ticks `now - this`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longest_waiting_since: Option<Timestamp>,
+    /// offered = answered + abandoned + other + waiting.
+    pub offered: u32,
+    pub answered: u32,
+    /// Answered with wait <= service_level_s.
+    pub answered_within_sl: u32,
+    /// Every abandon, short ones included.
+    pub abandoned: u32,
+    /// Abandons with wait < short_abandon_s.
+    pub abandoned_short: u32,
+    /// Left neither answered nor abandoned (overflow, timeout, transfer out).
+    pub other: u32,
+    /// 100 × answered_within_sl / (answered + abandoned − abandoned_short); none when that
+    /// denominator is zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level_pct: Option<f64>,
+    /// Mean wait of answered calls (average speed of answer), milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_wait_ms: Option<i64>,
+    /// Mean talk time of answered calls that have ended, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_talk_ms: Option<i64>,
+    pub agents: AgentCounts,
+}
+
+impl QueueFigures {
+    /// Computes the figures from the queue's entries since `day_start` and its agents.
+    pub fn compute<'a>(
+        entries: impl IntoIterator<Item = &'a QueueEntry>,
+        settings: &QueueSettings,
+        day_start: Timestamp,
+        agents: AgentCounts,
+    ) -> Self {
+        let mut figures = QueueFigures { agents, ..Self::default() };
+        let service_level_ms = i64::from(settings.service_level_s) * 1000;
+        let short_abandon_ms = i64::from(settings.short_abandon_s) * 1000;
+        let (mut wait_sum, mut talk_sum, mut talk_count) = (0i64, 0i64, 0i64);
+        for entry in entries.into_iter().filter(|entry| entry.counted_at() >= day_start) {
+            figures.offered += 1;
+            let wait = entry.wait_ms().unwrap_or(0);
+            match entry.outcome {
+                None => {
+                    figures.waiting += 1;
+                    if let Some(joined) = entry.joined_at {
+                        figures.longest_waiting_since =
+                            Some(figures.longest_waiting_since.map_or(joined, |since| since.min(joined)));
+                    }
+                }
+                Some(QueueOutcome::Answered) => {
+                    figures.answered += 1;
+                    wait_sum += wait;
+                    if wait <= service_level_ms {
+                        figures.answered_within_sl += 1;
+                    }
+                    if let Some(talk) = entry.talk_ms {
+                        talk_sum += talk;
+                        talk_count += 1;
+                    }
+                }
+                Some(QueueOutcome::Abandoned) => {
+                    figures.abandoned += 1;
+                    if wait < short_abandon_ms {
+                        figures.abandoned_short += 1;
+                    }
+                }
+                Some(QueueOutcome::Other) => figures.other += 1,
+            }
+        }
+        let denominator = figures.answered + figures.abandoned - figures.abandoned_short;
+        if denominator > 0 {
+            figures.service_level_pct = Some(100.0 * f64::from(figures.answered_within_sl) / f64::from(denominator));
+        }
+        if figures.answered > 0 {
+            figures.avg_wait_ms = Some(wait_sum / i64::from(figures.answered));
+        }
+        if talk_count > 0 {
+            figures.avg_talk_ms = Some(talk_sum / talk_count);
+        }
+        figures
+    }
+}
+
+/// A queue as the browser shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    pub id: QueueId,
+    pub name: String,
+    pub members: Vec<ExtensionId>,
+    /// Callers waiting now, longest-waiting first.
+    pub waiting: Vec<QueueEntry>,
+    pub figures: QueueFigures,
+    pub settings: QueueSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(joined: i64, left: Option<(i64, QueueOutcome)>) -> QueueEntry {
+        QueueEntry {
+            call: CallId(format!("c{joined}")),
+            caller: Party::default(),
+            joined_at: Some(joined),
+            left_at: left.map(|(at, _)| at),
+            outcome: left.map(|(_, outcome)| outcome),
+            talk_ms: None,
+        }
+    }
+
+    #[test]
+    fn figures_follow_their_formulas() {
+        use QueueOutcome::*;
+        let entries = [
+            entry(1_000, Some((11_000, Answered))),  // 10 s: within 20 s
+            entry(2_000, Some((42_000, Answered))),  // 40 s: outside
+            entry(3_000, Some((5_000, Abandoned))),  // 2 s: short
+            entry(4_000, Some((34_000, Abandoned))), // 30 s
+            entry(5_000, Some((6_000, Other))),
+            entry(6_000, None),
+            entry(7_000, None),
+            entry(-5, None), // before the reset: not counted
+        ];
+        let figures = QueueFigures::compute(&entries, &QueueSettings::default(), 0, AgentCounts::default());
+        assert_eq!(figures.offered, 7);
+        assert_eq!(figures.waiting, 2);
+        assert_eq!(figures.longest_waiting_since, Some(6_000));
+        assert_eq!((figures.answered, figures.answered_within_sl), (2, 1));
+        assert_eq!((figures.abandoned, figures.abandoned_short), (2, 1));
+        assert_eq!(figures.other, 1);
+        // 1 within / (2 answered + 2 abandoned - 1 short) = 33.3 %
+        assert!((figures.service_level_pct.unwrap() - 100.0 / 3.0).abs() < 1e-9);
+        assert_eq!(figures.avg_wait_ms, Some(25_000));
+        assert_eq!(figures.offered, figures.answered + figures.abandoned + figures.other + figures.waiting);
+    }
+
+    #[test]
+    fn no_calls_means_no_service_level() {
+        let figures = QueueFigures::compute([], &QueueSettings::default(), 0, AgentCounts::default());
+        assert_eq!(figures.service_level_pct, None);
+        assert_eq!(figures.avg_wait_ms, None);
+    }
+}

@@ -1,0 +1,686 @@
+//! The live state and the one transition function every event goes through.
+//!
+//! Every field is merged so that the result does not depend on the order events arrive in:
+//! first times are minima, last times maxima, current values are last-writer-wins registers
+//! ordered by (ended, provider time, progress, content hash), and `Ended` absorbs everything.
+//! Applying a set of events in any order, with any duplicates, gives the same state.
+
+use super::call::{Call, Direction, EndCause, Leg, LegState, Origin, Party};
+use super::event::{Event, EventKind, ExtensionReport, LegReport, QueueOutcome};
+use super::extension::{AgentStatus, Extension, Presence};
+use super::frame::Change;
+use super::ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
+use super::queue::{AgentCounts, Queue, QueueEntry, QueueFigures, QueueSettings};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+
+/// Provider times outside [1970, 2100) are a provider bug, not a call.
+const LATEST_PLAUSIBLE: Timestamp = 4_102_444_800_000;
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The state changed; these are the new views of what changed, to publish as a delta.
+    Applied(Vec<Change>),
+    /// A duplicate or late event: nothing visible changed.
+    Unchanged,
+    /// The event makes no sense; the reason is logged and counted, the state is untouched.
+    Refused(String),
+}
+
+/// The order of register writes: an ended report beats any other, then later provider time,
+/// then further progress, then a content hash so ties still resolve the same way everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    ended: bool,
+    at: Timestamp,
+    progress: u8,
+    content: u64,
+}
+
+impl Key {
+    fn of(at: Timestamp, value: &impl Hash) -> Self {
+        Key { ended: false, at, progress: 0, content: content_hash(value) }
+    }
+}
+
+fn content_hash(value: &impl Hash) -> u64 {
+    // DefaultHasher::new() has fixed keys: the same value hashes the same in every process.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A last-writer-wins register under `Key`.
+#[derive(Debug, Clone, Default)]
+struct Lww<T> {
+    key: Option<Key>,
+    value: T,
+}
+
+impl<T> Lww<T> {
+    fn new(key: Key, value: T) -> Self {
+        Self { key: Some(key), value }
+    }
+
+    fn offer(&mut self, key: Key, value: T) {
+        if self.key.is_none_or(|current| key > current) {
+            self.key = Some(key);
+            self.value = value;
+        }
+    }
+
+    fn since(&self) -> Option<Timestamp> {
+        self.key.map(|key| key.at)
+    }
+}
+
+fn min_opt(current: Option<Timestamp>, new: Timestamp) -> Option<Timestamp> {
+    Some(current.map_or(new, |current| current.min(new)))
+}
+
+/// The first ending seen (by time, then cause): an ending is a fact and the earliest wins.
+type Ending = (Timestamp, EndCause, Option<String>);
+
+fn merge_ending(current: &mut Option<Ending>, new: Ending) {
+    if current.as_ref().is_none_or(|existing| new < *existing) {
+        *current = Some(new);
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LegRecord {
+    call: CallId,
+    created_at: Timestamp,
+    ringing_at: Option<Timestamp>,
+    answered_at: Option<Timestamp>,
+    ended: Option<Ending>,
+    current: Lww<LegReport>,
+    extension: Lww<Option<ExtensionId>>,
+    direction: Lww<Direction>,
+    local: Lww<Party>,
+    remote: Lww<Party>,
+}
+
+impl LegRecord {
+    fn view(&self, id: &LegId) -> Leg {
+        let report = &self.current.value;
+        let (state, state_since) = match &self.ended {
+            Some((at, _, _)) => (LegState::Ended, *at),
+            None => (report.state, self.current.since().unwrap_or(self.created_at)),
+        };
+        Leg {
+            id: id.clone(),
+            call: self.call.clone(),
+            extension: self.extension.value.clone(),
+            state,
+            held_by: if state == LegState::Held { report.held_by } else { None },
+            direction: self.direction.value,
+            local: self.local.value.clone(),
+            remote: self.remote.value.clone(),
+            created_at: self.created_at,
+            ringing_at: self.ringing_at,
+            answered_at: self.answered_at,
+            ended_at: self.ended.as_ref().map(|(at, _, _)| *at),
+            end_cause: self.ended.as_ref().map(|(_, cause, _)| *cause),
+            raw_cause: self.ended.as_ref().and_then(|(_, _, raw)| raw.clone()),
+            raw_state: report.raw_state.clone(),
+            state_since,
+        }
+    }
+
+    fn merge_ended(&mut self, ending: Ending) {
+        merge_ending(&mut self.ended, ending);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct CallRecord {
+    legs: BTreeSet<LegId>,
+    origin: Lww<Origin>,
+    queue: Lww<Option<QueueId>>,
+    explicit_end: Option<Ending>,
+    /// Hidden from the live view (ended a while ago); kept so late events cannot revive it.
+    retired: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ExtensionRecord {
+    number: String,
+    first_seen: Timestamp,
+    name: Lww<Option<String>>,
+    sip_user: Lww<Option<String>>,
+    online_user: Lww<Option<String>>,
+    status: Lww<(AgentStatus, Option<String>)>,
+    legs: BTreeSet<LegId>,
+}
+
+impl ExtensionRecord {
+    fn new(id: &ExtensionId, at: Timestamp) -> Self {
+        Self {
+            number: id.native().to_owned(),
+            first_seen: at,
+            name: Lww::default(),
+            sip_user: Lww::default(),
+            online_user: Lww::default(),
+            status: Lww::default(),
+            legs: BTreeSet::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct EntryRecord {
+    caller: Lww<Party>,
+    joined_at: Option<Timestamp>,
+    left: Option<(Timestamp, QueueOutcome)>,
+}
+
+#[derive(Debug, Clone)]
+struct QueueRecord {
+    /// Empty until a provider names the queue; the view falls back to the native id.
+    name: Lww<Option<String>>,
+    members: Lww<Vec<ExtensionId>>,
+    entries: BTreeMap<CallId, EntryRecord>,
+    settings: QueueSettings,
+}
+
+/// Everything the hub knows now. Only the hub writes it; the browser gets views of it.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    legs: BTreeMap<LegId, LegRecord>,
+    calls: BTreeMap<CallId, CallRecord>,
+    extensions: BTreeMap<ExtensionId, ExtensionRecord>,
+    queues: BTreeMap<QueueId, QueueRecord>,
+    queue_settings: BTreeMap<QueueId, QueueSettings>,
+    default_settings: QueueSettings,
+    day_start: Timestamp,
+}
+
+/// The objects an event can change, found before and after applying it.
+#[derive(Debug, Default)]
+struct Touched {
+    calls: BTreeSet<CallId>,
+    extensions: BTreeSet<ExtensionId>,
+    queues: BTreeSet<QueueId>,
+}
+
+impl LiveState {
+    pub fn new(default_settings: QueueSettings, queue_settings: BTreeMap<QueueId, QueueSettings>) -> Self {
+        Self { default_settings, queue_settings, ..Self::default() }
+    }
+
+    /// Start of the current figures day; entries before it are not counted.
+    pub fn day_start(&self) -> Timestamp {
+        self.day_start
+    }
+
+    /// Applies one event: the only way live state changes.
+    pub fn apply(&mut self, event: &Event) -> Outcome {
+        if let Err(reason) = self.check(event) {
+            return Outcome::Refused(reason);
+        }
+        let mut touched = self.touched(event);
+        let before = self.views(&touched);
+        self.merge(event);
+        let after_touched = self.touched(event);
+        touched.calls.extend(after_touched.calls);
+        touched.extensions.extend(after_touched.extensions);
+        touched.queues.extend(after_touched.queues);
+        let after = self.views(&touched);
+        let changes: Vec<Change> = after.into_iter().filter(|change| !before.contains(change)).collect();
+        if changes.is_empty() {
+            Outcome::Unchanged
+        } else {
+            Outcome::Applied(changes)
+        }
+    }
+
+    /// Why an event cannot be applied, checked before anything is touched.
+    fn check(&self, event: &Event) -> Result<(), String> {
+        if event.provider.is_empty() {
+            return Err("event names no provider".into());
+        }
+        if !(0..LATEST_PLAUSIBLE).contains(&event.at) {
+            return Err(format!("event time {} ms is outside 1970..2100", event.at));
+        }
+        let owned = |id: &str, what: &str| -> Result<(), String> {
+            let native = id.splitn(3, '/').nth(2).unwrap_or("");
+            if id.split('/').next() != Some(event.provider.as_str()) || native.is_empty() {
+                return Err(format!("{what} id {id:?} is not a non-empty id of provider {:?}", event.provider));
+            }
+            Ok(())
+        };
+        match &event.kind {
+            EventKind::Leg(report) => {
+                owned(report.leg.as_str(), "leg")?;
+                owned(report.call.as_str(), "call")?;
+                if let Some(extension) = &report.extension {
+                    owned(extension.as_str(), "extension")?;
+                }
+                if let Some(queue) = &report.queue {
+                    owned(queue.as_str(), "queue")?;
+                }
+                if let Some(existing) = self.legs.get(&report.leg) {
+                    if existing.call != report.call {
+                        return Err(format!(
+                            "leg {} belongs to call {}, not {}",
+                            report.leg, existing.call, report.call
+                        ));
+                    }
+                }
+                if report.state != LegState::Ended && report.end_cause.is_some() {
+                    return Err(format!("leg {} has an end cause but is {:?}", report.leg, report.state));
+                }
+            }
+            EventKind::CallEnded { call, .. } => owned(call.as_str(), "call")?,
+            EventKind::Extension(report) => owned(report.extension.as_str(), "extension")?,
+            EventKind::AgentStatus { extension, .. } => owned(extension.as_str(), "extension")?,
+            EventKind::Queue { queue, members, .. } => {
+                owned(queue.as_str(), "queue")?;
+                for member in members {
+                    owned(member.as_str(), "extension")?;
+                }
+            }
+            EventKind::QueueJoined { queue, call, .. } | EventKind::QueueLeft { queue, call, .. } => {
+                owned(queue.as_str(), "queue")?;
+                owned(call.as_str(), "call")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn touched(&self, event: &Event) -> Touched {
+        let mut touched = Touched::default();
+        let add_call = |touched: &mut Touched, call: &CallId| {
+            touched.calls.insert(call.clone());
+            if let Some(record) = self.calls.get(call) {
+                for leg in &record.legs {
+                    if let Some(extension) = self.legs.get(leg).and_then(|leg| leg.extension.value.clone()) {
+                        touched.extensions.insert(extension);
+                    }
+                }
+            }
+        };
+        match &event.kind {
+            EventKind::Leg(report) => {
+                add_call(&mut touched, &report.call);
+                touched.extensions.extend(report.extension.clone());
+                touched.queues.extend(report.queue.clone());
+            }
+            EventKind::CallEnded { call, .. } => add_call(&mut touched, call),
+            EventKind::Extension(ExtensionReport { extension, .. }) | EventKind::AgentStatus { extension, .. } => {
+                touched.extensions.insert(extension.clone());
+            }
+            EventKind::Queue { queue, members, .. } => {
+                touched.queues.insert(queue.clone());
+                touched.extensions.extend(members.iter().cloned());
+            }
+            EventKind::QueueJoined { queue, call, .. } | EventKind::QueueLeft { queue, call, .. } => {
+                touched.queues.insert(queue.clone());
+                add_call(&mut touched, call);
+            }
+        }
+        // Queue views depend on their calls (talk time) and their members (agent counts).
+        for (id, queue) in &self.queues {
+            let has_call = touched.calls.iter().any(|call| queue.entries.contains_key(call));
+            let has_member = queue.members.value.iter().any(|member| touched.extensions.contains(member));
+            if has_call || has_member {
+                touched.queues.insert(id.clone());
+            }
+        }
+        touched
+    }
+
+    fn views(&self, touched: &Touched) -> Vec<Change> {
+        let calls = touched.calls.iter().filter_map(|id| self.call_view(id)).map(Change::Call);
+        let extensions = touched.extensions.iter().filter_map(|id| self.extension_view(id)).map(Change::Extension);
+        let queues = touched.queues.iter().filter_map(|id| self.queue_view(id)).map(Change::Queue);
+        calls.chain(extensions).chain(queues).collect()
+    }
+
+    fn merge(&mut self, event: &Event) {
+        let at = event.at;
+        match &event.kind {
+            EventKind::Leg(report) => self.merge_leg(report, at),
+            EventKind::CallEnded { call, cause, raw_cause } => {
+                let ending = (at, *cause, raw_cause.clone());
+                let record = self.calls.entry(call.clone()).or_default();
+                merge_ending(&mut record.explicit_end, ending.clone());
+                for leg in record.legs.clone() {
+                    if let Some(leg) = self.legs.get_mut(&leg) {
+                        leg.merge_ended(ending.clone());
+                    }
+                }
+            }
+            EventKind::Extension(report) => {
+                let record = self.extension_mut(&report.extension, at);
+                let key = Key::of(at, report);
+                if report.name.is_some() {
+                    record.name.offer(key, report.name.clone());
+                }
+                if report.sip_user.is_some() {
+                    record.sip_user.offer(key, report.sip_user.clone());
+                }
+                // The online user is offered even when absent: nobody logged in is news too.
+                record.online_user.offer(key, report.online_user.clone());
+            }
+            EventKind::AgentStatus { extension, status, raw_status } => {
+                let value = (status.clone(), raw_status.clone());
+                let key = Key::of(at, &value);
+                self.extension_mut(extension, at).status.offer(key, value);
+            }
+            EventKind::Queue { queue, name, members } => {
+                for member in members {
+                    self.extension_mut(member, at);
+                }
+                let mut members = members.clone();
+                members.sort();
+                members.dedup();
+                let key = Key::of(at, &(name, &members));
+                let record = self.queue_mut(queue);
+                record.name.offer(key, Some(name.clone()));
+                record.members.offer(key, members);
+            }
+            EventKind::QueueJoined { queue, call, caller } => {
+                let entry = self.queue_mut(queue).entries.entry(call.clone()).or_default();
+                entry.joined_at = min_opt(entry.joined_at, at);
+                if *caller != Party::default() {
+                    entry.caller.offer(Key::of(at, caller), caller.clone());
+                }
+                self.calls.entry(call.clone()).or_default().queue.offer(Key::of(at, queue), Some(queue.clone()));
+            }
+            EventKind::QueueLeft { queue, call, outcome } => {
+                let entry = self.queue_mut(queue).entries.entry(call.clone()).or_default();
+                if entry.left.is_none_or(|left| (at, *outcome) < left) {
+                    entry.left = Some((at, *outcome));
+                }
+                self.calls.entry(call.clone()).or_default().queue.offer(Key::of(at, queue), Some(queue.clone()));
+            }
+        }
+    }
+
+    fn merge_leg(&mut self, report: &LegReport, at: Timestamp) {
+        let key = Key {
+            ended: report.state.is_ended(),
+            at,
+            progress: report.state.progress(),
+            content: content_hash(report),
+        };
+        let call_record = self.calls.entry(report.call.clone()).or_default();
+        call_record.legs.insert(report.leg.clone());
+        if report.origin != Origin::Normal {
+            call_record.origin.offer(key, report.origin.clone());
+        }
+        if report.queue.is_some() {
+            call_record.queue.offer(key, report.queue.clone());
+        }
+        let explicit_end = call_record.explicit_end.clone();
+
+        let record = self.legs.entry(report.leg.clone()).or_insert_with(|| LegRecord {
+            call: report.call.clone(),
+            created_at: at,
+            ringing_at: None,
+            answered_at: None,
+            ended: None,
+            current: Lww::new(key, report.clone()),
+            extension: Lww::default(),
+            direction: Lww::default(),
+            local: Lww::default(),
+            remote: Lww::default(),
+        });
+        record.created_at = record.created_at.min(at);
+        record.current.offer(key, report.clone());
+        if report.state == LegState::Ringing {
+            record.ringing_at = min_opt(record.ringing_at, at);
+        }
+        if report.state.is_answered() {
+            record.answered_at = min_opt(record.answered_at, at);
+        }
+        if report.state.is_ended() {
+            record.merge_ended((at, report.end_cause.unwrap_or(EndCause::Unknown), report.raw_cause.clone()));
+        }
+        if let Some(ending) = explicit_end {
+            record.merge_ended(ending);
+        }
+        let old_extension = record.extension.value.clone();
+        if report.extension.is_some() {
+            record.extension.offer(key, report.extension.clone());
+        }
+        if report.direction != Direction::Unknown {
+            record.direction.offer(key, report.direction);
+        }
+        if report.local != Party::default() {
+            record.local.offer(key, report.local.clone());
+        }
+        if report.remote != Party::default() {
+            record.remote.offer(key, report.remote.clone());
+        }
+        let new_extension = record.extension.value.clone();
+        // Every mention counts toward first_seen, whichever report wins the register.
+        if let Some(mentioned) = &report.extension {
+            self.extension_mut(mentioned, at);
+        }
+        if old_extension != new_extension {
+            if let Some(old) = old_extension.and_then(|old| self.extensions.get_mut(&old)) {
+                old.legs.remove(&report.leg);
+            }
+        }
+        // The register's winner was mentioned by some report, so its record exists.
+        if let Some(extension) = new_extension.and_then(|extension| self.extensions.get_mut(&extension)) {
+            extension.legs.insert(report.leg.clone());
+        }
+    }
+
+    fn extension_mut(&mut self, id: &ExtensionId, at: Timestamp) -> &mut ExtensionRecord {
+        let record = self.extensions.entry(id.clone()).or_insert_with(|| ExtensionRecord::new(id, at));
+        record.first_seen = record.first_seen.min(at);
+        record
+    }
+
+    fn queue_mut(&mut self, id: &QueueId) -> &mut QueueRecord {
+        let settings = self.queue_settings.get(id).unwrap_or(&self.default_settings).clone();
+        self.queues.entry(id.clone()).or_insert_with(|| QueueRecord {
+            name: Lww::default(),
+            members: Lww::default(),
+            entries: BTreeMap::new(),
+            settings,
+        })
+    }
+
+    fn call_view(&self, id: &CallId) -> Option<Call> {
+        let record = self.calls.get(id)?;
+        if record.retired {
+            return None;
+        }
+        let mut legs: Vec<Leg> =
+            record.legs.iter().filter_map(|leg| self.legs.get(leg).map(|record| record.view(leg))).collect();
+        if legs.is_empty() {
+            return None;
+        }
+        legs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let all_ended = legs.iter().all(|leg| leg.state.is_ended());
+        let answered_at = legs.iter().filter_map(|leg| leg.answered_at).min();
+        let ended_at = match &record.explicit_end {
+            Some((at, _, _)) => Some(*at),
+            None if all_ended => legs.iter().filter_map(|leg| leg.ended_at).max(),
+            None => None,
+        };
+        let end_cause = ended_at.map(|_| match &record.explicit_end {
+            Some((_, cause, _)) => *cause,
+            None if answered_at.is_some() => EndCause::Normal,
+            None => legs
+                .iter()
+                .filter_map(|leg| leg.ended_at.zip(leg.end_cause).map(|(at, cause)| (at, cause, &leg.id)))
+                .min()
+                .map_or(EndCause::Unknown, |(_, cause, _)| cause),
+        });
+        let caller =
+            legs.iter().map(|leg| &leg.remote).find(|party| party.number.is_some()).cloned().unwrap_or_default();
+        Some(Call {
+            id: id.clone(),
+            direction: legs.iter().map(|leg| leg.direction).find(|d| *d != Direction::Unknown).unwrap_or_default(),
+            origin: record.origin.value.clone(),
+            queue: record.queue.value.clone(),
+            started_at: legs.iter().map(|leg| leg.created_at).min().unwrap_or_default(),
+            answered_at,
+            ended_at,
+            end_cause,
+            caller,
+            legs,
+        })
+    }
+
+    fn presence(&self, record: &ExtensionRecord) -> Presence {
+        let live: Vec<&LegRecord> =
+            record.legs.iter().filter_map(|leg| self.legs.get(leg)).filter(|leg| leg.ended.is_none()).collect();
+        let states: Vec<LegState> = live.iter().map(|leg| leg.current.value.state).collect();
+        if states.contains(&LegState::Ringing) {
+            Presence::Ringing
+        } else if states.is_empty() {
+            Presence::Idle
+        } else if states.iter().all(|state| *state == LegState::Held) {
+            Presence::OnHold
+        } else {
+            Presence::Busy
+        }
+    }
+
+    fn extension_view(&self, id: &ExtensionId) -> Option<Extension> {
+        let record = self.extensions.get(id)?;
+        let legs = record.legs.iter().filter_map(|leg| self.legs.get(leg));
+        let (mut last_call, mut last_answered, mut last_hangup) = (None, None, None);
+        for leg in legs {
+            last_call = last_call.max(Some(leg.created_at));
+            last_answered = last_answered.max(leg.answered_at);
+            last_hangup = last_hangup.max(leg.ended.as_ref().map(|(at, _, _)| *at));
+        }
+        Some(Extension {
+            id: id.clone(),
+            number: record.number.clone(),
+            name: record.name.value.clone(),
+            sip_user: record.sip_user.value.clone(),
+            online_user: record.online_user.value.clone(),
+            agent_status: record.status.value.0.clone(),
+            raw_status: record.status.value.1.clone(),
+            status_since: record.status.since().unwrap_or(record.first_seen),
+            presence: self.presence(record),
+            last_call_at: last_call,
+            last_answered_at: last_answered,
+            last_hangup_at: last_hangup,
+        })
+    }
+
+    fn queue_view(&self, id: &QueueId) -> Option<Queue> {
+        let record = self.queues.get(id)?;
+        let entries: Vec<QueueEntry> = record
+            .entries
+            .iter()
+            .map(|(call, entry)| {
+                let talk_ms = self.call_view_times(call);
+                QueueEntry {
+                    call: call.clone(),
+                    caller: entry.caller.value.clone(),
+                    joined_at: entry.joined_at,
+                    left_at: entry.left.map(|(at, _)| at),
+                    outcome: entry.left.map(|(_, outcome)| outcome),
+                    talk_ms,
+                }
+            })
+            .collect();
+        let mut agents = AgentCounts::default();
+        for member in &record.members.value {
+            let Some(extension) = self.extensions.get(member) else { continue };
+            match (&extension.status.value.0, self.presence(extension)) {
+                (AgentStatus::LoggedOut, _) => agents.logged_out += 1,
+                (_, Presence::Ringing | Presence::Busy | Presence::OnHold) => agents.busy += 1,
+                (AgentStatus::Break(_), Presence::Idle) => agents.on_break += 1,
+                (AgentStatus::Available | AgentStatus::Unknown, Presence::Idle) => agents.available += 1,
+            }
+        }
+        let figures = QueueFigures::compute(&entries, &record.settings, self.day_start, agents);
+        let mut waiting: Vec<QueueEntry> =
+            entries.into_iter().filter(|entry| entry.is_waiting() && entry.counted_at() >= self.day_start).collect();
+        waiting.sort_by_key(|entry| (entry.joined_at, entry.call.clone()));
+        Some(Queue {
+            id: id.clone(),
+            name: record.name.value.clone().unwrap_or_else(|| id.native().to_owned()),
+            members: record.members.value.clone(),
+            waiting,
+            figures,
+            settings: record.settings.clone(),
+        })
+    }
+
+    /// Talk time of an answered call that has ended, from its legs.
+    fn call_view_times(&self, call: &CallId) -> Option<i64> {
+        let record = self.calls.get(call)?;
+        let legs: Vec<&LegRecord> = record.legs.iter().filter_map(|leg| self.legs.get(leg)).collect();
+        let answered = legs.iter().filter_map(|leg| leg.answered_at).min()?;
+        let ended = match &record.explicit_end {
+            Some((at, _, _)) => *at,
+            None if !legs.is_empty() && legs.iter().all(|leg| leg.ended.is_some()) => {
+                legs.iter().filter_map(|leg| leg.ended.as_ref().map(|(at, _, _)| *at)).max()?
+            }
+            None => return None,
+        };
+        Some((ended - answered).max(0))
+    }
+
+    /// Every live object, as the snapshot sends it.
+    pub fn views_all(&self) -> (Vec<Extension>, Vec<Call>, Vec<Queue>) {
+        let extensions = self.extensions.keys().filter_map(|id| self.extension_view(id)).collect();
+        let calls = self.calls.keys().filter_map(|id| self.call_view(id)).collect();
+        let queues = self.queues.keys().filter_map(|id| self.queue_view(id)).collect();
+        (extensions, calls, queues)
+    }
+
+    /// Hides calls that ended before `before` from the live view; they stay in history.
+    pub fn retire_ended(&mut self, before: Timestamp) -> Vec<Change> {
+        let ids: Vec<CallId> = self
+            .calls
+            .keys()
+            .filter(|id| !self.calls[*id].retired)
+            .filter(|id| self.call_view(id).and_then(|call| call.ended_at).is_some_and(|at| at < before))
+            .cloned()
+            .collect();
+        for id in &ids {
+            if let Some(record) = self.calls.get_mut(id) {
+                record.retired = true;
+            }
+        }
+        ids.into_iter().map(|id| Change::CallRemoved { id }).collect()
+    }
+
+    /// Starts a new figures day: counts restart from `day_start`, and everything that ended
+    /// before it is forgotten (history keeps it).
+    pub fn start_day(&mut self, day_start: Timestamp) -> Vec<Change> {
+        if day_start <= self.day_start {
+            return Vec::new();
+        }
+        self.day_start = day_start;
+        let mut changes = self.retire_ended(day_start);
+        let finished: Vec<CallId> =
+            self.calls.iter().filter(|(_, record)| record.retired).map(|(id, _)| id.clone()).collect();
+        for id in finished {
+            if let Some(record) = self.calls.remove(&id) {
+                for leg in record.legs {
+                    if let Some(leg_record) = self.legs.remove(&leg) {
+                        if let Some(extension) = leg_record.extension.value.and_then(|e| self.extensions.get_mut(&e)) {
+                            extension.legs.remove(&leg);
+                        }
+                    }
+                }
+            }
+        }
+        for queue in self.queues.values_mut() {
+            queue.entries.retain(|_, entry| entry.left.is_none_or(|(at, _)| at >= day_start));
+        }
+        changes.extend(self.queues.keys().filter_map(|id| self.queue_view(id)).map(Change::Queue));
+        changes
+    }
+
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.extensions.len(), self.calls.len(), self.queues.len())
+    }
+}

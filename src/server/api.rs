@@ -1,0 +1,89 @@
+//! The JSON API under `/api/v1`.
+
+use super::AppState;
+use crate::hub::HubError;
+use crate::model::Command;
+use crate::store::CallQuery;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+/// The `/api/v1` routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/snapshot", get(snapshot))
+        .route("/calls", get(calls))
+        .route("/connectors", get(connectors))
+        .route("/commands", post(command))
+}
+
+/// An API failure; the client sees clear text, the log sees the details.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("the live state is not available right now")]
+    Unavailable,
+    #[error("call history is not available right now")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl From<HubError> for ApiError {
+    fn from(_: HubError) -> Self {
+        ApiError::Unavailable
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if let ApiError::Store(error) = &self {
+            tracing::error!(%error, "api store error");
+        }
+        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+/// The same JSON the websocket's first frame carries (`type`, `seq`, extensions, calls, queues,
+/// connectors), served from the hub's cached copy.
+async fn snapshot(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let (_, text) = state.hub.snapshot().await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], text.as_str().to_owned()).into_response())
+}
+
+async fn calls(State(state): State<AppState>, Query(query): Query<CallQuery>) -> Result<Response, ApiError> {
+    Ok(Json(state.store.calls(&query).await?).into_response())
+}
+
+async fn connectors(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.hub.connectors().await?).into_response())
+}
+
+/// Routes a call-control command to the connector of the provider that owns its target.
+async fn command(
+    State(state): State<AppState>,
+    body: Result<Json<Command>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(command) = body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let provider = command
+        .call
+        .as_ref()
+        .map(|id| id.provider().to_owned())
+        .or_else(|| command.leg.as_ref().map(|id| id.provider().to_owned()))
+        .or_else(|| command.extension.as_ref().map(|id| id.provider().to_owned()))
+        .ok_or_else(|| ApiError::BadRequest("a command names a call, a leg or an extension".into()))?;
+    let known = state.config.providers.iter().any(|p| p.name == provider);
+    Err(ApiError::Refused(if known {
+        format!("provider {provider:?} has no running connector that can {:?}", command.action)
+    } else {
+        format!("no provider is named {provider:?}")
+    }))
+}

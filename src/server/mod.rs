@@ -1,0 +1,65 @@
+//! Everything that runs only on the server: configuration, the HTTP router, the websocket
+//! endpoint, logging and the process lifecycle.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod router;
+pub mod shutdown;
+pub mod telemetry;
+pub mod ws;
+
+use crate::hub::{Hub, HubSettings};
+use crate::store::Store;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What every request handler can reach; cheap to clone.
+#[derive(Clone, axum::extract::FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub hub: Hub,
+    pub store: Store,
+    pub config: Arc<config::Config>,
+    /// Cancelled when the process is asked to stop, so long-lived websockets close and the
+    /// graceful shutdown does not wait on them forever.
+    pub shutdown: CancellationToken,
+}
+
+/// Starts Callboard with a loaded configuration and serves until SIGTERM or Ctrl-C.
+pub async fn serve(config: config::Config) -> Result<(), ServeError> {
+    let leptos_options =
+        leptos::config::get_configuration(None).map_err(|error| ServeError::Leptos(error.to_string()))?.leptos_options;
+    let addr = config.server.addr;
+    if config.is_demo() {
+        tracing::info!("no [[provider]] configured: demo mode");
+    }
+    for provider in &config.providers {
+        tracing::info!(name = %provider.name, kind = ?provider.kind, "provider configured");
+    }
+    let shutdown = CancellationToken::new();
+    let store = Store::open(&config.store.path).await.map_err(ServeError::Store)?;
+    tracing::info!(path = %config.store.path.display(), "store open");
+    let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.map_err(ServeError::Store)?;
+    let state = AppState { leptos_options, hub, store, config: Arc::new(config), shutdown: shutdown.clone() };
+    let app = router::router(state);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+    tracing::info!("listening on http://{addr}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown::on_signal(shutdown)).await.map_err(ServeError::Io)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("leptos configuration: {0}")]
+    Leptos(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("store: {0}")]
+    Store(crate::store::StoreError),
+    #[error("server: {0}")]
+    Io(std::io::Error),
+}

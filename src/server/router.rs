@@ -1,0 +1,32 @@
+//! The axum router: pages, the websocket, the JSON API and the layers every request passes.
+
+use super::{api, ws, AppState};
+use crate::app::{shell, App};
+use axum::{extract::DefaultBodyLimit, response::IntoResponse, routing::get, Json, Router};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer, trace::TraceLayer};
+
+/// Builds the whole application; tests drive it in-process with `oneshot`.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let body_limit = state.config.server.body_limit_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/ws", get(ws::upgrade))
+        .nest("/api/v1", api::routes())
+        .leptos_routes(&state, routes, {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Liveness for load balancers and scripts: answers as soon as the server accepts requests.
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}

@@ -1,0 +1,135 @@
+//! Persistence: the journal the hub replays on start, and call history.
+//!
+//! SQLite in WAL mode behind a small interface, so PostgreSQL can follow when one machine is no
+//! longer enough. Writes come only from the hub, in one transaction per batch of events.
+
+use crate::model::{Call, Event, Timestamp};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+
+/// Why the store failed; the hub cannot publish what it could not journal.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("journal row {seq} cannot be read back: {message}")]
+    Corrupt { seq: i64, message: String },
+}
+
+/// One applied event, numbered by the delta that published it.
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Filters of `GET /api/v1/calls`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct CallQuery {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub number: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// The most history rows one request returns.
+pub const MAX_CALLS_PER_QUERY: u32 = 500;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating and migrating when needed) the SQLite file at `path`.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("src/store/migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Journals a batch of applied events and the new views of the calls they changed, in one
+    /// transaction: either all of it is durable or none.
+    pub async fn append(&self, entries: &[JournalEntry], calls: &[Call]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        for entry in entries {
+            let event = serde_json::to_string(&entry.event).unwrap_or_default();
+            sqlx::query("INSERT INTO journal (seq, at, received_at, provider, event) VALUES (?, ?, ?, ?, ?)")
+                .bind(entry.seq as i64)
+                .bind(entry.event.at)
+                .bind(entry.event.received_at)
+                .bind(&entry.event.provider)
+                .bind(event)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        for call in calls {
+            let json = serde_json::to_string(call).unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO calls (id, provider, started_at, ended_at, caller_number, call) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at, ended_at = excluded.ended_at,
+                 caller_number = excluded.caller_number, call = excluded.call",
+            )
+            .bind(call.id.as_str())
+            .bind(call.id.provider())
+            .bind(call.started_at)
+            .bind(call.ended_at)
+            .bind(call.caller.number.as_deref())
+            .bind(json)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The events received since `since`, in the order they were applied.
+    pub async fn journal_since(&self, since: Timestamp) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows = sqlx::query("SELECT seq, event FROM journal WHERE received_at >= ? ORDER BY seq")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                let seq: i64 = row.get(0);
+                let text: String = row.get(1);
+                serde_json::from_str(&text)
+                    .map(|event| JournalEntry { seq: seq as u64, event })
+                    .map_err(|error| StoreError::Corrupt { seq, message: error.to_string() })
+            })
+            .collect()
+    }
+
+    /// The highest sequence number ever journaled, so numbering continues after a restart.
+    pub async fn last_seq(&self) -> Result<u64, StoreError> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM journal").fetch_one(&self.pool).await?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Call history, newest first.
+    pub async fn calls(&self, query: &CallQuery) -> Result<Vec<Call>, StoreError> {
+        let limit = query.limit.unwrap_or(100).min(MAX_CALLS_PER_QUERY);
+        let rows = sqlx::query(
+            "SELECT call FROM calls WHERE started_at >= ? AND started_at <= ? AND (? IS NULL OR caller_number = ?)
+             ORDER BY started_at DESC, id DESC LIMIT ?",
+        )
+        .bind(query.since.unwrap_or(i64::MIN))
+        .bind(query.until.unwrap_or(i64::MAX))
+        .bind(query.number.as_deref())
+        .bind(query.number.as_deref())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().filter_map(|row| serde_json::from_str::<Call>(&row.get::<String, _>(0)).ok()).collect())
+    }
+}

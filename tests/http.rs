@@ -1,0 +1,102 @@
+//! The router exercised in-process (tower `oneshot`) and, for the websocket, over loopback.
+#![cfg(feature = "ssr")]
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use callboard::hub::{Hub, HubSettings};
+use callboard::server::{config::Config, router::router, AppState};
+use callboard::store::Store;
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+async fn state() -> AppState {
+    let dir = Box::leak(Box::new(tempfile::tempdir().unwrap()));
+    let store = Store::open(&dir.path().join("test.db")).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.unwrap();
+    AppState {
+        leptos_options: LeptosOptions::builder().output_name("callboard").build(),
+        hub,
+        store,
+        config: Arc::new(Config::default()),
+        shutdown,
+    }
+}
+
+async fn get(uri: &str) -> (StatusCode, String) {
+    let response = router(state().await).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let (status, body) = get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, r#"{"status":"ok"}"#);
+}
+
+#[tokio::test]
+async fn pages_render_with_shell_and_offline_badge() {
+    for (path, marker) in [("/", "wallboard"), ("/queues", "queues"), ("/desk", "desk")] {
+        let (status, body) = get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(body.contains(&format!("data-page=\"{marker}\"")), "{path}: {body}");
+        assert!(body.contains("data-connection=\"offline\""), "{path}: the server renders the badge offline");
+        assert!(body.contains("/pkg/callboard.css"), "{path}: stylesheet linked");
+        assert!(body.contains("favicon.svg"), "{path}: icon linked");
+    }
+}
+
+#[tokio::test]
+async fn unknown_page_is_404() {
+    let (status, _) = get("/no-such-page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn oversized_body_is_refused_before_it_is_read() {
+    let limit = Config::default().server.body_limit_bytes;
+    let request = Request::post("/healthz")
+        .header(header::CONTENT_LENGTH, limit + 1)
+        .body(Body::from(vec![b'x'; limit + 1]))
+        .unwrap();
+    let response = router(state().await).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn responses_are_compressed_when_asked() {
+    let request = Request::get("/").header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).unwrap();
+    let response = router(state().await).oneshot(request).await.unwrap();
+    assert_eq!(response.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap()), Some("gzip"));
+}
+
+#[tokio::test]
+async fn websocket_sends_snapshot_first_and_closes_on_shutdown() {
+    let state = state().await;
+    let shutdown = state.shutdown.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(state);
+    let stop = shutdown.clone();
+    let server =
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
+
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    let first = socket.next().await.unwrap().unwrap();
+    let frame: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(frame["type"], "snapshot");
+    assert_eq!(frame["seq"], 0);
+    assert!(frame["extensions"].is_array() && frame["calls"].is_array() && frame["queues"].is_array());
+
+    shutdown.cancel();
+    let closing = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await.unwrap();
+    assert!(matches!(closing, Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None));
+    tokio::time::timeout(std::time::Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+}

@@ -1,0 +1,135 @@
+//! The hub's protocol: resume with `since` gives every delta exactly once or a snapshot, and a
+//! restart rebuilds the same state from the journal.
+#![cfg(feature = "ssr")]
+
+use callboard::hub::{Accepted, Hub, HubSettings};
+use callboard::model::*;
+use callboard::store::{CallQuery, Store};
+use std::path::Path;
+use tokio_util::sync::CancellationToken;
+
+fn leg_event(i: u32, state: LegState, at: i64) -> Event {
+    Event {
+        provider: "p".into(),
+        account: "a".into(),
+        seq: None,
+        at,
+        received_at: callboard::hub::now_ms(),
+        kind: EventKind::Leg(LegReport {
+            leg: LegId::new("p", "a", &format!("l{i}")),
+            call: CallId::new("p", "a", &format!("c{i}")),
+            extension: Some(ExtensionId::new("p", "a", &format!("{}", 100 + i % 5))),
+            state,
+            held_by: None,
+            direction: Direction::Inbound,
+            origin: Origin::Normal,
+            local: Party::default(),
+            remote: Party { number: Some(format!("+6140000{i:04}")), ..Party::default() },
+            queue: None,
+            end_cause: state.is_ended().then_some(EndCause::Normal),
+            raw_cause: None,
+            raw_state: format!("{state:?}"),
+        }),
+        raw: serde_json::json!({ "i": i }),
+    }
+}
+
+async fn start(path: &Path) -> (Hub, Store, CancellationToken) {
+    let store = Store::open(path).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.unwrap();
+    (hub, store, shutdown)
+}
+
+fn frame(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[tokio::test]
+async fn resume_gives_each_delta_once_or_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _store, _shutdown) = start(&dir.path().join("hub.db")).await;
+    let now = callboard::hub::now_ms();
+
+    let mut first = hub.subscribe(None).await.unwrap();
+    assert_eq!(first.first.len(), 1);
+    assert_eq!(frame(first.first[0].as_str())["type"], "snapshot");
+    for i in 0..10 {
+        assert!(matches!(hub.submit(leg_event(i, LegState::Ringing, now)).await.unwrap(), Accepted::Applied(_)));
+    }
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        seen.push(first.frames.recv().await.unwrap().seq);
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<u64>>());
+    drop(first);
+
+    // A duplicate changes nothing and publishes nothing.
+    assert_eq!(hub.submit(leg_event(3, LegState::Ringing, now)).await.unwrap(), Accepted::Unchanged);
+
+    for i in 10..20 {
+        hub.submit(leg_event(i, LegState::Ringing, now)).await.unwrap();
+    }
+    let mut resumed = hub.subscribe(Some(10)).await.unwrap();
+    let missed: Vec<u64> = resumed.first.iter().map(|text| frame(text.as_str())["seq"].as_u64().unwrap()).collect();
+    assert_eq!(missed, (11..=20).collect::<Vec<u64>>(), "exactly the missed deltas, in order");
+    assert!(resumed.first.iter().all(|text| frame(text.as_str())["type"] == "delta"));
+    hub.submit(leg_event(0, LegState::Active, now + 1)).await.unwrap();
+    assert_eq!(resumed.frames.recv().await.unwrap().seq, 21);
+
+    // Up to date: nothing to send first.
+    assert!(hub.subscribe(Some(21)).await.unwrap().first.is_empty());
+    // From the future (an older server's numbering): a snapshot.
+    let future = hub.subscribe(Some(999)).await.unwrap();
+    assert_eq!(frame(future.first[0].as_str())["type"], "snapshot");
+    assert_eq!(frame(future.first[0].as_str())["seq"], 21);
+}
+
+#[tokio::test]
+async fn garbage_is_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _store, _shutdown) = start(&dir.path().join("hub.db")).await;
+    let mut bad = leg_event(1, LegState::Active, callboard::hub::now_ms());
+    bad.at = -5;
+    assert!(hub.submit(bad).await.is_err());
+    let connectors = hub.connectors().await.unwrap();
+    assert_eq!(connectors[0].errors, 1);
+    assert!(connectors[0].last_error.as_deref().unwrap().contains("outside"));
+}
+
+#[tokio::test]
+async fn restart_rebuilds_state_history_and_numbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    let now = callboard::hub::now_ms();
+    let (hub, store, shutdown) = start(&path).await;
+    for i in 0..20 {
+        hub.submit(leg_event(i, LegState::Ringing, now - 10_000)).await.unwrap();
+        hub.submit(leg_event(i, LegState::Active, now - 9_000)).await.unwrap();
+    }
+    for i in 0..5 {
+        hub.submit(leg_event(i, LegState::Ended, now - 1_000)).await.unwrap();
+    }
+    let (seq_before, text_before) = hub.snapshot().await.unwrap();
+    let history_before = store.calls(&CallQuery::default()).await.unwrap();
+    shutdown.cancel();
+    drop(hub);
+    drop(store);
+
+    let (hub, store, _shutdown) = start(&path).await;
+    let (seq_after, text_after) = hub.snapshot().await.unwrap();
+    assert_eq!(seq_before, seq_after);
+    let strip = |text: &str| {
+        let mut value = frame(text);
+        value.as_object_mut().unwrap().remove("server_time");
+        value.as_object_mut().unwrap().remove("connectors");
+        value
+    };
+    assert_eq!(strip(text_before.as_str()), strip(text_after.as_str()));
+    assert_eq!(store.calls(&CallQuery::default()).await.unwrap(), history_before);
+    assert_eq!(history_before.len(), 20);
+    let ended = history_before.iter().filter(|call| call.ended_at.is_some()).count();
+    assert_eq!(ended, 5);
+    // Numbering continues after the journal's last entry.
+    assert_eq!(hub.submit(leg_event(7, LegState::Held, now)).await.unwrap(), Accepted::Applied(seq_before + 1));
+}

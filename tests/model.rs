@@ -1,0 +1,279 @@
+//! Properties of the one transition function: order and duplicates do not matter, ended stays
+//! ended, figures add up and never go negative, garbage is refused without touching state.
+
+use callboard::model::*;
+use proptest::prelude::*;
+
+const PROVIDER: &str = "p";
+
+fn call(i: u8) -> CallId {
+    CallId::new(PROVIDER, "a", &format!("c{i}"))
+}
+/// Leg `i` always belongs to call `i / 2`: well-formed streams never move a leg.
+fn leg(i: u8) -> LegId {
+    LegId::new(PROVIDER, "a", &format!("l{i}"))
+}
+fn extension(i: u8) -> ExtensionId {
+    ExtensionId::new(PROVIDER, "a", &format!("10{i}"))
+}
+fn queue(i: u8) -> QueueId {
+    QueueId::new(PROVIDER, "a", &format!("q{i}"))
+}
+
+fn event(at: i64, kind: EventKind) -> Event {
+    Event {
+        provider: PROVIDER.into(),
+        account: "a".into(),
+        seq: None,
+        at,
+        received_at: at,
+        kind,
+        raw: serde_json::Value::Null,
+    }
+}
+
+fn leg_state() -> impl Strategy<Value = LegState> {
+    prop_oneof![
+        Just(LegState::Initiating),
+        Just(LegState::Ringing),
+        Just(LegState::RemoteRinging),
+        Just(LegState::Active),
+        Just(LegState::Held),
+        Just(LegState::Detached),
+        Just(LegState::Ended),
+        Just(LegState::Unknown),
+    ]
+}
+
+fn end_cause() -> impl Strategy<Value = EndCause> {
+    prop_oneof![Just(EndCause::Normal), Just(EndCause::NoAnswer), Just(EndCause::Busy), Just(EndCause::Cancelled)]
+}
+
+fn well_formed() -> impl Strategy<Value = Event> {
+    let at = 0i64..200_000;
+    prop_oneof![
+        6 => (at.clone(), 0u8..8, leg_state(), proptest::option::of(0u8..3), end_cause(), any::<bool>(), proptest::option::of(0u8..3))
+            .prop_map(|(at, l, state, ext, cause, held_remote, number)| {
+                let ended = state == LegState::Ended;
+                event(at, EventKind::Leg(LegReport {
+                    leg: leg(l),
+                    call: call(l / 2),
+                    extension: ext.map(extension),
+                    state,
+                    held_by: (state == LegState::Held).then_some(if held_remote { HeldBy::Remote } else { HeldBy::Local }),
+                    direction: if l % 2 == 0 { Direction::Inbound } else { Direction::Outbound },
+                    origin: Origin::Normal,
+                    local: Party::default(),
+                    remote: Party { number: number.map(|n| format!("+6140000000{n}")), ..Party::default() },
+                    queue: None,
+                    end_cause: ended.then_some(cause),
+                    raw_cause: None,
+                    raw_state: format!("{state:?}"),
+                }))
+            }),
+        1 => (at.clone(), 0u8..4, end_cause()).prop_map(|(at, c, cause)| event(at, EventKind::CallEnded { call: call(c), cause, raw_cause: None })),
+        1 => (at.clone(), 0u8..3, 0u8..4).prop_map(|(at, e, s)| {
+            let status = match s { 0 => AgentStatus::Available, 1 => AgentStatus::LoggedOut, 2 => AgentStatus::Break(BreakReason::Lunch), _ => AgentStatus::Unknown };
+            event(at, EventKind::AgentStatus { extension: extension(e), status, raw_status: Some(s.to_string()) })
+        }),
+        1 => (at.clone(), 0u8..2).prop_map(|(at, q)| event(at, EventKind::Queue { queue: queue(q), name: format!("Queue {q}"), members: vec![extension(0), extension(q + 1)] })),
+        2 => (at.clone(), 0u8..2, 0u8..4).prop_map(|(at, q, c)| event(at, EventKind::QueueJoined { queue: queue(q), call: call(c), caller: Party::default() })),
+        2 => (at, 0u8..2, 0u8..4, 0u8..3).prop_map(|(at, q, c, o)| {
+            let outcome = [QueueOutcome::Answered, QueueOutcome::Abandoned, QueueOutcome::Other][o as usize];
+            event(at, EventKind::QueueLeft { queue: queue(q), call: call(c), outcome })
+        }),
+    ]
+}
+
+fn garbage() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        (0u8..8).prop_map(|l| {
+            let mut e = event(10, EventKind::CallEnded { call: call(l), cause: EndCause::Normal, raw_cause: None });
+            e.provider = "other".into();
+            e
+        }),
+        (i64::MIN..0)
+            .prop_map(|at| event(at, EventKind::CallEnded { call: call(0), cause: EndCause::Normal, raw_cause: None })),
+        Just(event(
+            10,
+            EventKind::AgentStatus {
+                extension: ExtensionId("p/a/".into()),
+                status: AgentStatus::Available,
+                raw_status: None
+            }
+        )),
+        Just(event(
+            10,
+            EventKind::QueueJoined { queue: QueueId("nobody's".into()), call: call(0), caller: Party::default() }
+        )),
+        (0u8..8).prop_map(|l| event(
+            10,
+            EventKind::Leg(LegReport {
+                leg: leg(l),
+                call: call(l / 2 + 10),
+                extension: None,
+                state: LegState::Active,
+                held_by: None,
+                direction: Direction::Unknown,
+                origin: Origin::Normal,
+                local: Party::default(),
+                remote: Party::default(),
+                queue: None,
+                end_cause: None,
+                raw_cause: None,
+                raw_state: String::new(),
+            })
+        )),
+    ]
+}
+
+fn views(state: &LiveState) -> String {
+    serde_json::to_string(&state.views_all()).unwrap()
+}
+
+fn check_figures(state: &LiveState) -> Result<(), TestCaseError> {
+    let (_, _, queues) = state.views_all();
+    for queue in queues {
+        let f = &queue.figures;
+        prop_assert_eq!(f.offered, f.answered + f.abandoned + f.other + f.waiting, "queue {}", queue.id);
+        prop_assert!(f.answered_within_sl <= f.answered);
+        prop_assert!(f.abandoned_short <= f.abandoned);
+        prop_assert!(f.avg_wait_ms.unwrap_or(0) >= 0 && f.avg_talk_ms.unwrap_or(0) >= 0);
+        if let Some(sl) = f.service_level_pct {
+            prop_assert!((0.0..=100.0).contains(&sl), "service level {}", sl);
+        }
+        prop_assert_eq!(queue.waiting.len() as u32, f.waiting);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn order_and_duplicates_do_not_matter(
+        events in proptest::collection::vec(well_formed(), 1..60),
+        seed in any::<u64>(),
+        duplicates in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+    ) {
+        let mut in_order = LiveState::default();
+        for e in &events {
+            prop_assert!(!matches!(in_order.apply(e), Outcome::Refused(_)), "well-formed event refused: {:?}", e);
+        }
+        let mut shuffled: Vec<Event> = events.clone();
+        shuffled.extend(duplicates.iter().map(|i| events[i.index(events.len())].clone()));
+        let mut rng = seed;
+        for i in (1..shuffled.len()).rev() {
+            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shuffled.swap(i, (rng >> 33) as usize % (i + 1));
+        }
+        let mut out_of_order = LiveState::default();
+        for e in &shuffled {
+            out_of_order.apply(e);
+        }
+        prop_assert_eq!(views(&in_order), views(&out_of_order));
+        check_figures(&in_order)?;
+    }
+
+    #[test]
+    fn ended_stays_ended_and_repeats_change_nothing(events in proptest::collection::vec(well_formed(), 1..60)) {
+        let mut state = LiveState::default();
+        let mut ended: std::collections::BTreeSet<LegId> = Default::default();
+        for e in &events {
+            state.apply(e);
+            prop_assert_eq!(state.apply(e), Outcome::Unchanged, "a repeat changed something: {:?}", e);
+            let (_, calls, _) = state.views_all();
+            for call in &calls {
+                for leg in &call.legs {
+                    if ended.contains(&leg.id) {
+                        prop_assert_eq!(leg.state, LegState::Ended, "leg {} left Ended", leg.id);
+                    }
+                    if leg.state == LegState::Ended {
+                        ended.insert(leg.id.clone());
+                    }
+                }
+                if call.legs.iter().all(|leg| leg.state == LegState::Ended) {
+                    prop_assert!(call.ended_at.is_some(), "all legs ended but call {} is not", call.id);
+                }
+            }
+            check_figures(&state)?;
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused_and_changes_nothing(
+        events in proptest::collection::vec(well_formed(), 0..30),
+        bad in proptest::collection::vec(garbage(), 1..10),
+    ) {
+        let mut state = LiveState::default();
+        // Every leg exists, so a report moving one to another call is garbage.
+        for l in 0..8 {
+            let ringing = LegReport {
+                leg: leg(l), call: call(l / 2), extension: None, state: LegState::Ringing, held_by: None,
+                direction: Direction::Inbound, origin: Origin::Normal, local: Party::default(), remote: Party::default(),
+                queue: None, end_cause: None, raw_cause: None, raw_state: "Ringing".into(),
+            };
+            state.apply(&event(1, EventKind::Leg(ringing)));
+        }
+        for e in &events {
+            state.apply(e);
+        }
+        let before = views(&state);
+        for e in &bad {
+            match state.apply(e) {
+                Outcome::Refused(reason) => prop_assert!(!reason.is_empty()),
+                Outcome::Applied(changes) => prop_assert!(false, "garbage applied: {:?} -> {:?}", e, changes),
+                Outcome::Unchanged => prop_assert!(false, "garbage not refused: {:?}", e),
+            }
+        }
+        prop_assert_eq!(before, views(&state));
+    }
+}
+
+#[test]
+fn an_answered_queue_call_counts_wait_and_talk() {
+    let mut state = LiveState::default();
+    let q = queue(0);
+    let c = call(0);
+    let report = |at: i64, state_: LegState| {
+        event(
+            at,
+            EventKind::Leg(LegReport {
+                leg: leg(0),
+                call: c.clone(),
+                extension: Some(extension(1)),
+                state: state_,
+                held_by: None,
+                direction: Direction::Inbound,
+                origin: Origin::Normal,
+                local: Party::default(),
+                remote: Party { number: Some("+61400000000".into()), ..Party::default() },
+                queue: Some(q.clone()),
+                end_cause: state_.is_ended().then_some(EndCause::Normal),
+                raw_cause: None,
+                raw_state: String::new(),
+            }),
+        )
+    };
+    let events = [
+        event(0, EventKind::Queue { queue: q.clone(), name: "Sales".into(), members: vec![extension(1)] }),
+        event(1_000, EventKind::QueueJoined { queue: q.clone(), call: c.clone(), caller: Party::default() }),
+        report(9_000, LegState::Ringing),
+        report(11_000, LegState::Active),
+        event(11_000, EventKind::QueueLeft { queue: q.clone(), call: c.clone(), outcome: QueueOutcome::Answered }),
+        report(71_000, LegState::Ended),
+    ];
+    for e in &events {
+        assert!(matches!(state.apply(e), Outcome::Applied(_)), "{e:?}");
+    }
+    let (extensions, calls, queues) = state.views_all();
+    let figures = &queues[0].figures;
+    assert_eq!((figures.offered, figures.answered, figures.answered_within_sl), (1, 1, 1));
+    assert_eq!(figures.avg_wait_ms, Some(10_000));
+    assert_eq!(figures.avg_talk_ms, Some(60_000));
+    assert_eq!(figures.agents.available, 1);
+    assert_eq!(calls[0].end_cause, Some(EndCause::Normal));
+    assert_eq!(calls[0].caller.number.as_deref(), Some("+61400000000"));
+    assert_eq!(extensions[0].presence, Presence::Idle);
+    assert_eq!(extensions[0].last_answered_at, Some(11_000));
+}
