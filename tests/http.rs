@@ -100,3 +100,43 @@ async fn websocket_sends_snapshot_first_and_closes_on_shutdown() {
     assert!(matches!(closing, Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None));
     tokio::time::timeout(std::time::Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
 }
+
+async fn post_json(uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+    let request =
+        Request::post(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_owned())).unwrap();
+    let response = router(state().await).oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn api_serves_snapshot_history_and_connectors() {
+    let (status, body) = get("/api/v1/snapshot").await;
+    assert_eq!(status, StatusCode::OK);
+    let snapshot: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["seq"], 0);
+    for key in ["extensions", "calls", "queues", "connectors"] {
+        assert!(snapshot[key].is_array(), "{key}");
+    }
+    let (status, body) = get("/api/v1/calls?since=0&number=%2B61400000000").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+    let (status, body) = get("/api/v1/connectors").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+    let (status, _) = get("/api/v1/calls?since=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn commands_never_report_success_that_did_not_happen() {
+    let (status, body) = post_json("/api/v1/commands", r#"{"action":"hangup","call":"main-pbx/a/123"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().contains("main-pbx"), "{body}");
+    let (status, body) = post_json("/api/v1/commands", r#"{"action":"hangup"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("names a call"), "{body}");
+    let (status, body) = post_json("/api/v1/commands", r#"{"action":"explode","call":"x/y/z"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("explode"), "{body}");
+}

@@ -2,7 +2,7 @@
 //! restart rebuilds the same state from the journal.
 #![cfg(feature = "ssr")]
 
-use callboard::hub::{Accepted, Hub, HubSettings};
+use callboard::hub::{Accepted, Hub, HubSettings, Resume};
 use callboard::model::*;
 use callboard::store::{CallQuery, Store};
 use std::path::Path;
@@ -70,7 +70,7 @@ async fn resume_gives_each_delta_once_or_a_snapshot() {
     for i in 10..20 {
         hub.submit(leg_event(i, LegState::Ringing, now)).await.unwrap();
     }
-    let mut resumed = hub.subscribe(Some(10)).await.unwrap();
+    let mut resumed = hub.subscribe(Some(Resume { since: 10, epoch: None })).await.unwrap();
     let missed: Vec<u64> = resumed.first.iter().map(|text| frame(text.as_str())["seq"].as_u64().unwrap()).collect();
     assert_eq!(missed, (11..=20).collect::<Vec<u64>>(), "exactly the missed deltas, in order");
     assert!(resumed.first.iter().all(|text| frame(text.as_str())["type"] == "delta"));
@@ -78,9 +78,9 @@ async fn resume_gives_each_delta_once_or_a_snapshot() {
     assert_eq!(resumed.frames.recv().await.unwrap().seq, 21);
 
     // Up to date: nothing to send first.
-    assert!(hub.subscribe(Some(21)).await.unwrap().first.is_empty());
+    assert!(hub.subscribe(Some(Resume { since: 21, epoch: None })).await.unwrap().first.is_empty());
     // From the future (an older server's numbering): a snapshot.
-    let future = hub.subscribe(Some(999)).await.unwrap();
+    let future = hub.subscribe(Some(Resume { since: 999, epoch: None })).await.unwrap();
     assert_eq!(frame(future.first[0].as_str())["type"], "snapshot");
     assert_eq!(frame(future.first[0].as_str())["seq"], 21);
 }
@@ -118,11 +118,16 @@ async fn restart_rebuilds_state_history_and_numbering() {
 
     let (hub, store, _shutdown) = start(&path).await;
     let (seq_after, text_after) = hub.snapshot().await.unwrap();
+    // A browser resuming with the old process's epoch gets a snapshot, even at the same seq.
+    let old_epoch = frame(text_before.as_str())["epoch"].as_u64().unwrap();
+    let resumed = hub.subscribe(Some(Resume { since: seq_before, epoch: Some(old_epoch) })).await.unwrap();
+    assert_eq!(frame(resumed.first[0].as_str())["type"], "snapshot");
     assert_eq!(seq_before, seq_after);
     let strip = |text: &str| {
         let mut value = frame(text);
         value.as_object_mut().unwrap().remove("server_time");
         value.as_object_mut().unwrap().remove("connectors");
+        value.as_object_mut().unwrap().remove("epoch");
         value
     };
     assert_eq!(strip(text_before.as_str()), strip(text_after.as_str()));

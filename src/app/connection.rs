@@ -37,13 +37,15 @@ pub struct Connection {
     pub status: RwSignal<ConnectionStatus>,
 }
 
-/// Creates the connection context and, in the browser, starts the link once hydrated.
-pub fn provide_connection() {
+/// Creates the connection context and, in the browser, starts the link that feeds `store`.
+pub fn provide_connection(store: super::live::LiveStore) {
     let connection = Connection { status: RwSignal::new(ConnectionStatus::Offline) };
     provide_context(connection);
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
-        leptos::task::spawn_local(browser::run(connection));
+        leptos::task::spawn_local(browser::run(connection, store));
+        #[cfg(not(feature = "hydrate"))]
+        let _ = store;
     });
 }
 
@@ -78,48 +80,111 @@ pub fn backoff_ms(attempt: u32, jitter: f64) -> u32 {
 #[cfg(feature = "hydrate")]
 mod browser {
     use super::{backoff_ms, Connection, ConnectionStatus};
+    use crate::app::live::LiveStore;
+    use crate::model::Frame;
+    use futures::channel::mpsc;
+    use futures::future::{select, Either};
     use futures::StreamExt;
     use gloo_net::websocket::{futures::WebSocket, Message};
     use leptos::prelude::*;
+    use wasm_bindgen::{closure::Closure, JsCast};
 
-    fn ws_url() -> Option<String> {
+    /// Why a websocket session ended.
+    enum Ended {
+        /// The link dropped: back off, then reconnect.
+        Dropped,
+        /// We chose to reconnect at once and resume (a gap, or the tab became visible).
+        Resume,
+    }
+
+    fn ws_url(resume: &str) -> Option<String> {
         let location = web_sys::window()?.location();
         let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
-        Some(format!("{scheme}://{}/ws", location.host().ok()?))
+        Some(format!("{scheme}://{}/ws{resume}", location.host().ok()?))
     }
 
     fn browser_online() -> bool {
         web_sys::window().map(|window| window.navigator().on_line()).unwrap_or(true)
     }
 
-    /// Runs for the life of the page: one websocket at a time, retried forever.
-    pub async fn run(connection: Connection) {
+    /// Wakes the link when a hidden tab becomes visible: timers were throttled while hidden,
+    /// so resume rather than trust the socket.
+    fn watch_visibility(wake: mpsc::UnboundedSender<()>) {
+        let Some(document) = web_sys::window().and_then(|window| window.document()) else { return };
+        let watched = document.clone();
+        let listener = Closure::<dyn FnMut()>::new(move || {
+            if watched.visibility_state() == web_sys::VisibilityState::Visible {
+                let _ = wake.unbounded_send(());
+            }
+        });
+        let _ = document.add_event_listener_with_callback("visibilitychange", listener.as_ref().unchecked_ref());
+        // The page lives as long as the listener must.
+        listener.forget();
+    }
+
+    /// Runs for the life of the page: one websocket at a time, resumed from the last `seq`.
+    pub async fn run(connection: Connection, store: LiveStore) {
+        let (wake, mut woken) = mpsc::unbounded::<()>();
+        watch_visibility(wake);
         let mut attempt = 0u32;
         loop {
-            if let Some(url) = ws_url() {
-                if let Ok(socket) = WebSocket::open(&url) {
-                    let (_write, mut read) = socket.split();
-                    while let Some(message) = read.next().await {
-                        match message {
-                            Ok(Message::Text(_frame)) => {
-                                if connection.status.get_untracked() != ConnectionStatus::Connected {
-                                    connection.status.set(ConnectionStatus::Connected);
-                                }
-                                attempt = 0;
-                            }
-                            Ok(Message::Bytes(_)) => {}
-                            Err(_) => break,
-                        }
-                    }
-                }
+            let ended = match ws_url(&store.resume_query()).map(|url| WebSocket::open(&url)) {
+                Some(Ok(socket)) => session(socket, &connection, &store, &mut woken, &mut attempt).await,
+                _ => Ended::Dropped,
+            };
+            if let Ended::Dropped = ended {
+                connection.status.set(if browser_online() {
+                    ConnectionStatus::Reconnecting
+                } else {
+                    ConnectionStatus::Offline
+                });
+                attempt += 1;
+                gloo_timers::future::TimeoutFuture::new(backoff_ms(attempt, js_sys::Math::random())).await;
             }
-            connection.status.set(if browser_online() {
-                ConnectionStatus::Reconnecting
-            } else {
-                ConnectionStatus::Offline
-            });
-            attempt += 1;
-            gloo_timers::future::TimeoutFuture::new(backoff_ms(attempt, js_sys::Math::random())).await;
+        }
+    }
+
+    async fn session(
+        socket: WebSocket,
+        connection: &Connection,
+        store: &LiveStore,
+        woken: &mut mpsc::UnboundedReceiver<()>,
+        attempt: &mut u32,
+    ) -> Ended {
+        // Resolves once the socket is open or has failed (gloo wakes it on both). An up-to-date
+        // resume gets no frame at first, so the open socket itself is the sign of a live link.
+        let mut socket = socket;
+        let _ = futures::future::poll_fn(|cx| futures::Sink::poll_ready(std::pin::Pin::new(&mut socket), cx)).await;
+        if !matches!(socket.state(), gloo_net::websocket::State::Open) {
+            return Ended::Dropped;
+        }
+        connection.status.set(ConnectionStatus::Connected);
+        *attempt = 0;
+        let (_write, mut read) = socket.split();
+        loop {
+            match select(read.next(), woken.next()).await {
+                Either::Left((Some(Ok(Message::Text(text))), _)) => {
+                    let frame = match serde_json::from_str::<Frame>(&text) {
+                        Ok(frame) => frame,
+                        Err(error) => {
+                            leptos::logging::warn!("unreadable frame ({error}); asking for a fresh snapshot");
+                            store.forget_seq();
+                            return Ended::Resume;
+                        }
+                    };
+                    if let Err(gap) = store.apply(frame, js_sys::Date::now() as i64) {
+                        leptos::logging::warn!("missed deltas {}..{}; resuming", gap.expected, gap.received);
+                        return Ended::Resume;
+                    }
+                    if connection.status.get_untracked() != ConnectionStatus::Connected {
+                        connection.status.set(ConnectionStatus::Connected);
+                    }
+                    *attempt = 0;
+                }
+                Either::Left((Some(Ok(Message::Bytes(_))), _)) => {}
+                Either::Left((Some(Err(_)) | None, _)) => return Ended::Dropped,
+                Either::Right(_) => return Ended::Resume,
+            }
         }
     }
 }

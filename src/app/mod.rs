@@ -1,6 +1,7 @@
 //! The Leptos app: the page shell, the top bar and the three screens.
 
 pub mod connection;
+pub mod live;
 pub mod pages;
 
 use connection::{provide_connection, ConnectionBadge};
@@ -10,6 +11,7 @@ use leptos_router::{
     components::{Route, Router, Routes, A},
     StaticSegment,
 };
+use live::LiveStore;
 
 /// The HTML document the server renders around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -36,7 +38,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    provide_connection();
+    let store = LiveStore::new();
+    provide_context(store);
+    provide_connection(store);
 
     view! {
         <Stylesheet id="leptos" href="/pkg/callboard.css"/>

@@ -65,10 +65,18 @@ pub enum Accepted {
 
 enum Input {
     Event { event: Box<Event>, reply: Option<oneshot::Sender<Result<Accepted, HubError>>> },
-    Subscribe { since: Option<u64>, reply: oneshot::Sender<Subscription> },
+    Subscribe { resume: Option<Resume>, reply: oneshot::Sender<Subscription> },
     Snapshot { reply: oneshot::Sender<(u64, Utf8Bytes)> },
     Health { health: ConnectorHealth },
     Connectors { reply: oneshot::Sender<Vec<ConnectorHealth>> },
+}
+
+/// Where a reconnecting client left off: its last `seq`, and the epoch that numbered it when
+/// the client knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub since: u64,
+    pub epoch: Option<u64>,
 }
 
 /// A cheap handle to the hub task, shared by request handlers and connectors.
@@ -104,6 +112,7 @@ impl Hub {
         let task = HubTask {
             state,
             seq,
+            epoch: now.max(1) as u64,
             store,
             settings,
             frames,
@@ -126,10 +135,10 @@ impl Hub {
         answer.await.map_err(|_| HubError::Stopped)?
     }
 
-    /// A snapshot (or the missed deltas after `since`) and every later frame.
-    pub async fn subscribe(&self, since: Option<u64>) -> Result<Subscription, HubError> {
+    /// A snapshot (or the missed deltas after a resume point) and every later frame.
+    pub async fn subscribe(&self, resume: Option<Resume>) -> Result<Subscription, HubError> {
         let (reply, answer) = oneshot::channel();
-        self.inputs.send(Input::Subscribe { since, reply }).await.map_err(|_| HubError::Stopped)?;
+        self.inputs.send(Input::Subscribe { resume, reply }).await.map_err(|_| HubError::Stopped)?;
         answer.await.map_err(|_| HubError::Stopped)
     }
 
@@ -163,6 +172,8 @@ pub fn now_ms() -> Timestamp {
 struct HubTask {
     state: LiveState,
     seq: u64,
+    /// This process's numbering; a restart starts a new epoch.
+    epoch: u64,
     store: Store,
     settings: HubSettings,
     frames: broadcast::Sender<Published>,
@@ -322,6 +333,7 @@ impl HubTask {
             queues,
             connectors: self.connectors.values().cloned().collect(),
             server_time: now_ms(),
+            epoch: self.epoch,
         };
         let text: Utf8Bytes =
             serde_json::to_string(&Frame::Snapshot { seq: self.seq, snapshot }).unwrap_or_default().into();
@@ -332,9 +344,11 @@ impl HubTask {
     fn answer(&mut self, input: Input) {
         match input {
             Input::Event { .. } => {}
-            Input::Subscribe { since, reply } => {
+            Input::Subscribe { resume, reply } => {
                 let frames = self.frames.subscribe();
                 let oldest = self.resume.front().map(|frame| frame.seq);
+                // A client that names another epoch numbered its seq against another process.
+                let since = resume.filter(|r| r.epoch.is_none_or(|epoch| epoch == self.epoch)).map(|r| r.since);
                 let first = match (since, oldest) {
                     (Some(since), _) if since == self.seq => Vec::new(),
                     (Some(since), Some(oldest)) if since < self.seq && since + 1 >= oldest => {

@@ -33,6 +33,10 @@ pub struct Snapshot {
     pub connectors: Vec<ConnectorHealth>,
     /// Server time when the snapshot was taken, so browsers can correct their clock for timers.
     pub server_time: Timestamp,
+    /// Identifies the server process that numbered these frames: a resume is only possible
+    /// within one epoch, so a browser never resumes into a restarted server's numbering.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// One changed object, sent whole: applying it is an upsert by id.
