@@ -1,10 +1,23 @@
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    use callboard::server::{cli::Cli, config::Config, serve, telemetry};
+    use callboard::server::{
+        cli::{Cli, Command},
+        config::Config,
+        serve, telemetry,
+    };
     use clap::Parser;
 
     let cli = Cli::parse();
+    if let Some(Command::Bench(args)) = cli.command {
+        return match callboard::bench::run(args).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("callboard bench: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     telemetry::init(cli.log_json);
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,

@@ -22,6 +22,7 @@ async fn state() -> AppState {
         leptos_options: LeptosOptions::builder().output_name("callboard").build(),
         hub,
         store,
+        connectors: Arc::default(),
         config: Arc::new(Config::default()),
         shutdown,
     }
@@ -139,4 +140,55 @@ async fn commands_never_report_success_that_did_not_happen() {
     let (status, body) = post_json("/api/v1/commands", r#"{"action":"explode","call":"x/y/z"}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("explode"), "{body}");
+}
+
+/// A connector that hangs up but refuses to hang up call `no`: the router's view of a provider.
+struct Switchboard;
+
+impl callboard::connectors::Connector for Switchboard {
+    fn name(&self) -> &str {
+        "pbx"
+    }
+    fn capabilities(&self) -> &[callboard::model::Action] {
+        &[callboard::model::Action::Hangup]
+    }
+    fn control(
+        &self,
+        command: callboard::model::Command,
+    ) -> futures::future::BoxFuture<'static, Result<String, callboard::connectors::CommandError>> {
+        Box::pin(async move {
+            match command.call.as_ref().map(|call| call.native().to_owned()).as_deref() {
+                Some("no") => Err(callboard::connectors::CommandError::Refused("Channel not found".into())),
+                _ => Ok("Channel Hungup".into()),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn commands_are_routed_by_provider_and_capability() {
+    let mut state = state().await;
+    let mut connectors = callboard::connectors::Connectors::default();
+    connectors.insert(Arc::new(Switchboard));
+    state.connectors = Arc::new(connectors);
+    let send = |body: &'static str| {
+        let app = router(state.clone());
+        async move {
+            let request = Request::post("/api/v1/commands")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+        }
+    };
+    let (status, body) = send(r#"{"action":"hangup","call":"pbx/a/yes"}"#).await;
+    assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("Channel Hungup")));
+    let (status, body) = send(r#"{"action":"hangup","call":"pbx/a/no"}"#).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("Channel not found")));
+    let (status, body) = send(r#"{"action":"hold","call":"pbx/a/yes"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().contains("does not allow"), "{body}");
 }

@@ -13,7 +13,7 @@ use crate::model::{Change, ConnectorHealth, Event, Frame, LiveState, Outcome, Qu
 use crate::store::{JournalEntry, Store, StoreError};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -25,8 +25,11 @@ const RESUME_FRAMES: usize = 8192;
 const RESUME_BYTES: usize = 32 * 1024 * 1024;
 /// Inputs waiting for the hub; producers wait (backpressure) rather than grow memory.
 const INPUT_CAPACITY: usize = 16_384;
-/// Events applied and journaled together in one transaction.
+/// Events applied, journaled and published together: one transaction, one delta.
 const MAX_BATCH: usize = 512;
+/// Under load, a delta goes out at most this often, carrying every change since the last one;
+/// a lone event after a quiet spell goes out at once. Keeps frames per client bounded.
+const LINGER: Duration = Duration::from_millis(5);
 /// Ended calls stay on the live board this long, then only in history.
 const RETIRE_AFTER_MS: i64 = 60_000;
 
@@ -125,6 +128,11 @@ impl Hub {
         Ok(Self { inputs })
     }
 
+    /// Hands an event to the hub without waiting: for connectors whose provider can resend.
+    pub async fn feed(&self, event: Event) -> Result<(), HubError> {
+        self.inputs.send(Input::Event { event: Box::new(event), reply: None }).await.map_err(|_| HubError::Stopped)
+    }
+
     /// Applies an event and waits until it is journaled; webhooks answer 2xx only after this.
     pub async fn submit(&self, event: Event) -> Result<Accepted, HubError> {
         let (reply, answer) = oneshot::channel();
@@ -161,6 +169,17 @@ impl Hub {
     }
 }
 
+/// Which object a change is about: within one delta only the latest change per object is sent.
+fn change_key(change: &Change) -> (u8, String) {
+    match change {
+        Change::Call(call) => (0, call.id.to_string()),
+        Change::CallRemoved { id } => (0, id.to_string()),
+        Change::Extension(extension) => (1, extension.id.to_string()),
+        Change::Queue(queue) => (2, queue.id.to_string()),
+        Change::Connector(health) => (3, health.name.clone()),
+    }
+}
+
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> Timestamp {
     std::time::SystemTime::now()
@@ -194,6 +213,7 @@ impl HubTask {
     async fn run(mut self, mut receiver: mpsc::Receiver<Input>, shutdown: CancellationToken) {
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_flush = Instant::now() - LINGER;
         loop {
             let first = tokio::select! {
                 input = receiver.recv() => match input {
@@ -207,13 +227,22 @@ impl HubTask {
                 () = shutdown.cancelled() => break,
             };
             let mut batch = vec![first];
+            // Busy: gather until the linger since the last delta is over. Quiet: go at once.
+            let until = tokio::time::Instant::from_std(last_flush + LINGER);
             while batch.len() < MAX_BATCH {
                 match receiver.try_recv() {
                     Ok(input) => batch.push(input),
-                    Err(_) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        match tokio::time::timeout_at(until, receiver.recv()).await {
+                            Ok(Some(input)) => batch.push(input),
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
                 }
             }
             self.process(batch).await;
+            last_flush = Instant::now();
         }
         tracing::info!(seq = self.seq, "hub stopped");
     }
@@ -249,8 +278,8 @@ impl HubTask {
         health.last_event_at = Some(event.received_at);
         match outcome {
             Outcome::Applied(changes) => {
-                self.seq += 1;
-                pending.push(Pending { entry: JournalEntry { seq: self.seq, event }, changes, reply });
+                // Every event of one batch goes out in the same delta, numbered `seq + 1`.
+                pending.push(Pending { entry: JournalEntry { seq: self.seq + 1, event }, changes, reply });
             }
             Outcome::Unchanged => {
                 if let Some(reply) = reply {
@@ -288,23 +317,27 @@ impl HubTask {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
-        for Pending { entry, changes, reply } in pending.drain(..) {
-            self.publish_numbered(entry.seq, changes);
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(Accepted::Applied(entry.seq)));
+        let mut replies = Vec::with_capacity(pending.len());
+        let mut merged = BTreeMap::new();
+        for Pending { changes, reply, .. } in pending.drain(..) {
+            for change in changes {
+                merged.insert(change_key(&change), change);
             }
+            replies.extend(reply);
+        }
+        let seq = self.publish(merged.into_values().collect());
+        for reply in replies {
+            let _ = reply.send(Ok(Accepted::Applied(seq)));
         }
     }
 
-    fn publish(&mut self, changes: Vec<Change>) {
+    /// Publishes one delta with the next `seq` and returns that `seq`.
+    fn publish(&mut self, changes: Vec<Change>) -> u64 {
         if changes.is_empty() {
-            return;
+            return self.seq;
         }
         self.seq += 1;
-        self.publish_numbered(self.seq, changes);
-    }
-
-    fn publish_numbered(&mut self, seq: u64, changes: Vec<Change>) {
+        let seq = self.seq;
         let frame = Frame::Delta { seq, changes };
         let text: Utf8Bytes = serde_json::to_string(&frame).unwrap_or_default().into();
         let published = Published { seq, text };
@@ -318,6 +351,7 @@ impl HubTask {
         self.snapshot = None;
         // No receivers is fine: nobody is watching.
         let _ = self.frames.send(published);
+        seq
     }
 
     fn snapshot_text(&mut self) -> Utf8Bytes {

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`.
 
 use super::AppState;
+use crate::connectors::CommandError;
 use crate::hub::HubError;
 use crate::model::Command;
 use crate::store::CallQuery;
@@ -26,6 +27,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Refused(String),
+    #[error("{0}")]
+    Upstream(String),
     #[error("the live state is not available right now")]
     Unavailable,
     #[error("call history is not available right now")]
@@ -43,6 +46,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if let ApiError::Store(error) = &self {
@@ -67,7 +71,8 @@ async fn connectors(State(state): State<AppState>) -> Result<Response, ApiError>
     Ok(Json(state.hub.connectors().await?).into_response())
 }
 
-/// Routes a call-control command to the connector of the provider that owns its target.
+/// Routes a call-control command to the connector of the provider that owns its target, if
+/// that provider can do it. Success is only reported when the provider said it was done.
 async fn command(
     State(state): State<AppState>,
     body: Result<Json<Command>, axum::extract::rejection::JsonRejection>,
@@ -80,10 +85,22 @@ async fn command(
         .or_else(|| command.leg.as_ref().map(|id| id.provider().to_owned()))
         .or_else(|| command.extension.as_ref().map(|id| id.provider().to_owned()))
         .ok_or_else(|| ApiError::BadRequest("a command names a call, a leg or an extension".into()))?;
-    let known = state.config.providers.iter().any(|p| p.name == provider);
-    Err(ApiError::Refused(if known {
-        format!("provider {provider:?} has no running connector that can {:?}", command.action)
-    } else {
-        format!("no provider is named {provider:?}")
-    }))
+    let Some(connector) = state.connectors.get(&provider) else {
+        let known = state.config.providers.iter().any(|p| p.name == provider);
+        return Err(ApiError::Refused(if known {
+            format!("provider {provider:?} has no running connector")
+        } else {
+            format!("no provider is named {provider:?}")
+        }));
+    };
+    if !connector.capabilities().contains(&command.action) {
+        return Err(ApiError::Refused(format!("provider {provider:?} does not allow {:?}", command.action)));
+    }
+    let action = command.action;
+    tracing::info!(%provider, ?action, "command");
+    match connector.control(command).await {
+        Ok(outcome) => Ok(Json(serde_json::json!({ "outcome": outcome })).into_response()),
+        Err(CommandError::Refused(words)) => Err(ApiError::Refused(words)),
+        Err(CommandError::Unreachable(reason)) => Err(ApiError::Upstream(reason)),
+    }
 }

@@ -13,4 +13,16 @@ pub struct Cli {
     /// Log JSON lines instead of human-readable text.
     #[arg(long, env = "CALLBOARD_LOG_JSON")]
     pub log_json: bool,
+    /// What to run; without one, serve Callboard.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Callboard's subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve the web app (the default).
+    Serve,
+    /// Measure the hub and the websocket fan-out over loopback and print the figures.
+    Bench(crate::bench::BenchArgs),
 }

@@ -21,6 +21,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: Hub,
     pub store: Store,
+    /// The running connectors, for call-control commands.
+    pub connectors: Arc<crate::connectors::Connectors>,
     pub config: Arc<config::Config>,
     /// Cancelled when the process is asked to stop, so long-lived websockets close and the
     /// graceful shutdown does not wait on them forever.
@@ -42,7 +44,9 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
     let store = Store::open(&config.store.path).await.map_err(ServeError::Store)?;
     tracing::info!(path = %config.store.path.display(), "store open");
     let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.map_err(ServeError::Store)?;
-    let state = AppState { leptos_options, hub, store, config: Arc::new(config), shutdown: shutdown.clone() };
+    let connectors = Arc::new(crate::connectors::Connectors::default());
+    let state =
+        AppState { leptos_options, hub, store, connectors, config: Arc::new(config), shutdown: shutdown.clone() };
     let app = router::router(state);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
     tracing::info!("listening on http://{addr}");

@@ -20,7 +20,7 @@ pub enum StoreError {
     Corrupt { seq: i64, message: String },
 }
 
-/// One applied event, numbered by the delta that published it.
+/// One applied event, with the `seq` of the delta that published it.
 #[derive(Debug, Clone)]
 pub struct JournalEntry {
     pub seq: u64,
@@ -95,7 +95,7 @@ impl Store {
 
     /// The events received since `since`, in the order they were applied.
     pub async fn journal_since(&self, since: Timestamp) -> Result<Vec<JournalEntry>, StoreError> {
-        let rows = sqlx::query("SELECT seq, event FROM journal WHERE received_at >= ? ORDER BY seq")
+        let rows = sqlx::query("SELECT seq, event FROM journal WHERE received_at >= ? ORDER BY id")
             .bind(since)
             .fetch_all(&self.pool)
             .await?;

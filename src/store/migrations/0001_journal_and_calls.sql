@@ -1,6 +1,8 @@
--- Every event the hub applied, in the order it applied them; replayed on start.
+-- Every event the hub applied, in the order it applied them; replayed on start. `seq` is the
+-- delta that published it (one delta can carry several events).
 CREATE TABLE journal (
-    seq         INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq         INTEGER NOT NULL,
     at          INTEGER NOT NULL,
     received_at INTEGER NOT NULL,
     provider    TEXT    NOT NULL,
