@@ -264,7 +264,7 @@ fn frame_seq(text: &str) -> Option<u64> {
 }
 
 /// Where probe clients note when each delta (by `seq`) arrived.
-type Probe = Arc<Mutex<Vec<(u64, Instant)>>>;
+type Probe = Arc<std::sync::Mutex<Vec<(u64, Instant)>>>;
 
 /// Receives frames on one client; probes also note when each delta arrived.
 async fn client(
@@ -277,7 +277,6 @@ async fn client(
 ) {
     let Ok((mut socket, _)) = tokio_tungstenite::connect_async(&url).await else { return };
     connected.add_permits(1);
-    let mut seen = Vec::new();
     loop {
         tokio::select! {
             message = socket.next() => match message {
@@ -287,8 +286,8 @@ async fn client(
                     } else {
                         frames.fetch_add(1, Ordering::Relaxed);
                     }
-                    if probe.is_some() {
-                        if let Some(seq) = frame_seq(&text) {
+                    if let (Some(probe), Some(seq)) = (&probe, frame_seq(&text)) {
+                        if let Ok(mut seen) = probe.lock() {
                             seen.push((seq, Instant::now()));
                         }
                     }
@@ -300,9 +299,6 @@ async fn client(
         }
     }
     let _ = socket.close(None).await;
-    if let Some(probe) = probe {
-        probe.lock().await.extend(seen);
-    }
 }
 
 /// Latency at a steady rate, saturation throughput and memory per client, through the real
@@ -332,7 +328,7 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<usize, Bench
     let rss_before = rss_bytes();
     let frames = Arc::new(AtomicU64::new(0));
     let snapshots = Arc::new(AtomicU64::new(0));
-    let probe = Arc::new(Mutex::new(Vec::new()));
+    let probe: Probe = Arc::default();
     let stop = CancellationToken::new();
     let connected = Arc::new(tokio::sync::Semaphore::new(0));
     for i in 0..args.clients {
@@ -385,9 +381,8 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<usize, Bench
     for (seq, sent) in sends.lock().await.iter() {
         first_sent.entry(*seq).and_modify(|t: &mut Instant| *t = (*t).min(*sent)).or_insert(*sent);
     }
-    let mut latencies: Vec<Duration> = probe
-        .lock()
-        .await
+    let seen = probe.lock().map(|seen| seen.clone()).unwrap_or_default();
+    let mut latencies: Vec<Duration> = seen
         .iter()
         .filter_map(|(seq, received)| first_sent.get(seq).map(|sent| received.saturating_duration_since(*sent)))
         .collect();
