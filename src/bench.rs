@@ -170,20 +170,27 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
+/// A scratch folder for the bench's SQLite files, removed at the end.
 fn tempfile_dir() -> Result<std::path::PathBuf, BenchError> {
     let dir = std::env::temp_dir().join(format!("callboard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
 
-/// The pure transition function alone.
-fn apply_rate(args: &BenchArgs) {
-    let mut traffic = Traffic { extensions: args.extensions, queues: args.queues, next: 0 };
-    let now = now_ms();
+/// A call center with its extensions and queues set up, and the traffic that continues it.
+fn set_up(args: &BenchArgs, now: Timestamp) -> (LiveState, Traffic) {
+    let traffic = Traffic { extensions: args.extensions, queues: args.queues, next: 0 };
     let mut state = LiveState::default();
     for event in traffic.setup(now) {
         state.apply(&event);
     }
+    (state, traffic)
+}
+
+/// The pure transition function alone.
+fn apply_rate(args: &BenchArgs) {
+    let now = now_ms();
+    let (mut state, mut traffic) = set_up(args, now);
     let events: Vec<Event> = (0..60_000).map(|_| traffic.event(now)).collect();
     let started = Instant::now();
     for event in &events {
@@ -195,12 +202,8 @@ fn apply_rate(args: &BenchArgs) {
 
 /// Building and serializing a snapshot of the whole call center.
 fn snapshot_time(args: &BenchArgs) {
-    let mut traffic = Traffic { extensions: args.extensions, queues: args.queues, next: 0 };
     let now = now_ms();
-    let mut state = LiveState::default();
-    for event in traffic.setup(now) {
-        state.apply(&event);
-    }
+    let (mut state, mut traffic) = set_up(args, now);
     // A few hundred calls in progress and a morning's history in the queues.
     for _ in 0..(6 * 2000 + 3 * 300) {
         state.apply(&traffic.event(now));

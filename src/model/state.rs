@@ -11,7 +11,7 @@ use super::extension::{AgentStatus, Extension, Presence};
 use super::frame::Change;
 use super::ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
 use super::queue::{AgentCounts, Queue, QueueEntry, QueueFigures, QueueSettings};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 
 /// Provider times outside [1970, 2100) are a provider bug, not a call.
@@ -195,6 +195,37 @@ pub struct LiveState {
     queue_settings: BTreeMap<QueueId, QueueSettings>,
     default_settings: QueueSettings,
     day_start: Timestamp,
+    published: Published,
+}
+
+/// The last view of each object that went out in a change: an event's new views are compared
+/// with these, so each touched view is built once per event.
+#[derive(Debug, Clone, Default)]
+struct Published {
+    calls: HashMap<CallId, Call>,
+    extensions: HashMap<ExtensionId, Extension>,
+    queues: HashMap<QueueId, Queue>,
+}
+
+impl Published {
+    /// Records `view` and returns it when it differs from what went out last.
+    fn update<K: Hash + Eq + Clone, V: PartialEq + Clone>(
+        map: &mut HashMap<K, V>,
+        key: &K,
+        view: Option<V>,
+    ) -> Option<V> {
+        match view {
+            Some(view) if map.get(key) != Some(&view) => {
+                map.insert(key.clone(), view.clone());
+                Some(view)
+            }
+            Some(_) => None,
+            None => {
+                map.remove(key);
+                None
+            }
+        }
+    }
 }
 
 /// The objects an event can change, found before and after applying it.
@@ -220,15 +251,14 @@ impl LiveState {
         if let Err(reason) = self.check(event) {
             return Outcome::Refused(reason);
         }
+        // Before and after: a leg that moves extension touches the one it left.
         let mut touched = self.touched(event);
-        let before = self.views(&touched);
         self.merge(event);
         let after_touched = self.touched(event);
         touched.calls.extend(after_touched.calls);
         touched.extensions.extend(after_touched.extensions);
         touched.queues.extend(after_touched.queues);
-        let after = self.views(&touched);
-        let changes: Vec<Change> = after.into_iter().filter(|change| !before.contains(change)).collect();
+        let changes = self.changes(&touched);
         if changes.is_empty() {
             Outcome::Unchanged
         } else {
@@ -332,11 +362,22 @@ impl LiveState {
         touched
     }
 
-    fn views(&self, touched: &Touched) -> Vec<Change> {
-        let calls = touched.calls.iter().filter_map(|id| self.call_view(id)).map(Change::Call);
-        let extensions = touched.extensions.iter().filter_map(|id| self.extension_view(id)).map(Change::Extension);
-        let queues = touched.queues.iter().filter_map(|id| self.queue_view(id)).map(Change::Queue);
-        calls.chain(extensions).chain(queues).collect()
+    /// The touched objects whose view differs from the one last sent.
+    fn changes(&mut self, touched: &Touched) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for id in &touched.calls {
+            let view = self.call_view(id);
+            changes.extend(Published::update(&mut self.published.calls, id, view).map(Change::Call));
+        }
+        for id in &touched.extensions {
+            let view = self.extension_view(id);
+            changes.extend(Published::update(&mut self.published.extensions, id, view).map(Change::Extension));
+        }
+        for id in &touched.queues {
+            let view = self.queue_view(id);
+            changes.extend(Published::update(&mut self.published.queues, id, view).map(Change::Queue));
+        }
+        changes
     }
 
     fn merge(&mut self, event: &Event) {
@@ -532,17 +573,18 @@ impl LiveState {
     }
 
     fn presence(&self, record: &ExtensionRecord) -> Presence {
-        let live: Vec<&LegRecord> =
-            record.legs.iter().filter_map(|leg| self.legs.get(leg)).filter(|leg| leg.ended.is_none()).collect();
-        let states: Vec<LegState> = live.iter().map(|leg| leg.current.value.state).collect();
-        if states.contains(&LegState::Ringing) {
-            Presence::Ringing
-        } else if states.is_empty() {
-            Presence::Idle
-        } else if states.iter().all(|state| *state == LegState::Held) {
-            Presence::OnHold
-        } else {
-            Presence::Busy
+        let (mut any, mut ringing, mut all_held) = (false, false, true);
+        let live = record.legs.iter().filter_map(|leg| self.legs.get(leg)).filter(|leg| leg.ended.is_none());
+        for state in live.map(|leg| leg.current.value.state) {
+            any = true;
+            ringing |= state == LegState::Ringing;
+            all_held &= state == LegState::Held;
+        }
+        match (any, ringing, all_held) {
+            (false, _, _) => Presence::Idle,
+            (true, true, _) => Presence::Ringing,
+            (true, false, true) => Presence::OnHold,
+            (true, false, false) => Presence::Busy,
         }
     }
 
@@ -648,6 +690,7 @@ impl LiveState {
             if let Some(record) = self.calls.get_mut(id) {
                 record.retired = true;
             }
+            self.published.calls.remove(id);
         }
         ids.into_iter().map(|id| Change::CallRemoved { id }).collect()
     }
@@ -676,7 +719,11 @@ impl LiveState {
         for queue in self.queues.values_mut() {
             queue.entries.retain(|_, entry| entry.left.is_none_or(|(at, _)| at >= day_start));
         }
-        changes.extend(self.queues.keys().filter_map(|id| self.queue_view(id)).map(Change::Queue));
+        let queues: Vec<QueueId> = self.queues.keys().cloned().collect();
+        for id in &queues {
+            let view = self.queue_view(id);
+            changes.extend(Published::update(&mut self.published.queues, id, view).map(Change::Queue));
+        }
         changes
     }
 
