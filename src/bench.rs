@@ -91,28 +91,12 @@ impl Traffic {
                 raw_status: None,
             },
         };
-        Event {
-            provider: PROVIDER.into(),
-            account: "a".into(),
-            seq: None,
-            at: at + n as i64,
-            received_at: at,
-            kind,
-            raw: serde_json::Value::Null,
-        }
+        Event { received_at: at, ..Event::new(PROVIDER, "a", at + n as i64, kind) }
     }
 
     /// The call center's shape: every extension named, every queue with its members.
     fn setup(&self, at: Timestamp) -> Vec<Event> {
-        let event = |kind| Event {
-            provider: PROVIDER.into(),
-            account: "a".into(),
-            seq: None,
-            at,
-            received_at: at,
-            kind,
-            raw: serde_json::Value::Null,
-        };
+        let event = |kind| Event::new(PROVIDER, "a", at, kind);
         let mut events: Vec<Event> = (0..self.extensions)
             .map(|i| {
                 event(EventKind::Extension(ExtensionReport {

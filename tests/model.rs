@@ -21,15 +21,7 @@ fn queue(i: u8) -> QueueId {
 }
 
 fn event(at: i64, kind: EventKind) -> Event {
-    Event {
-        provider: PROVIDER.into(),
-        account: "a".into(),
-        seq: None,
-        at,
-        received_at: at,
-        kind,
-        raw: serde_json::Value::Null,
-    }
+    Event::new(PROVIDER, "a", at, kind)
 }
 
 fn leg_state() -> impl Strategy<Value = LegState> {

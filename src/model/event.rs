@@ -24,6 +24,22 @@ pub struct Event {
     pub raw: serde_json::Value,
 }
 
+impl Event {
+    /// An observation made at `at` and received then, with no provider sequence or raw payload;
+    /// connectors add those when their wire has them.
+    pub fn new(provider: &str, account: &str, at: Timestamp, kind: EventKind) -> Self {
+        Event {
+            provider: provider.to_owned(),
+            account: account.to_owned(),
+            seq: None,
+            at,
+            received_at: at,
+            kind,
+            raw: serde_json::Value::Null,
+        }
+    }
+}
+
 /// The kinds of observation; each is a full statement, not a diff, so it can be re-applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
