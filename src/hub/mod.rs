@@ -303,27 +303,29 @@ impl HubTask {
         if pending.is_empty() {
             return;
         }
-        let entries: Vec<JournalEntry> = pending.iter().map(|p| p.entry.clone()).collect();
-        let mut calls = BTreeMap::new();
-        for change in pending.iter().flat_map(|p| &p.changes) {
-            if let Change::Call(call) = change {
-                calls.insert(call.id.clone(), call.clone());
+        // One delta per batch, with the latest view of each object; history takes the calls.
+        let mut entries = Vec::with_capacity(pending.len());
+        let mut replies = Vec::with_capacity(pending.len());
+        let mut merged = BTreeMap::new();
+        for Pending { entry, changes, reply } in pending.drain(..) {
+            entries.push(entry);
+            for change in changes {
+                merged.insert(change_key(&change), change);
             }
+            replies.extend(reply);
         }
-        let calls: Vec<_> = calls.into_values().collect();
+        let calls: Vec<_> = merged
+            .values()
+            .filter_map(|change| match change {
+                Change::Call(call) => Some(call.clone()),
+                _ => None,
+            })
+            .collect();
         let mut delay = Duration::from_millis(50);
         while let Err(error) = self.store.append(&entries, &calls).await {
             tracing::error!(%error, "journal write failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
-        }
-        let mut replies = Vec::with_capacity(pending.len());
-        let mut merged = BTreeMap::new();
-        for Pending { changes, reply, .. } in pending.drain(..) {
-            for change in changes {
-                merged.insert(change_key(&change), change);
-            }
-            replies.extend(reply);
         }
         let seq = self.publish(merged.into_values().collect());
         for reply in replies {
