@@ -148,8 +148,8 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     snapshot_time(&args);
     let dir = tempfile_dir()?;
     hub_rate(&args, &dir).await?;
-    let frame_bytes = fan_out(&args, &dir).await?;
-    ceiling(&args, frame_bytes).await?;
+    let hub = fan_out(&args, &dir).await?;
+    ceiling(&args, hub).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -288,9 +288,46 @@ async fn client(
     let _ = socket.close(None).await;
 }
 
+/// Websocket clients counting what they receive, until `stop`.
+struct Clients {
+    frames: Arc<AtomicU64>,
+    snapshots: Arc<AtomicU64>,
+    stop: CancellationToken,
+}
+
+/// Connects `count` clients to `url` (every 20th a latency probe when `probe` is given) and
+/// waits until all are connected.
+async fn connect_clients(url: &str, count: usize, probe: Option<&Probe>) -> Result<Clients, BenchError> {
+    let clients = Clients { frames: Arc::default(), snapshots: Arc::default(), stop: CancellationToken::new() };
+    let connected = Arc::new(tokio::sync::Semaphore::new(0));
+    for i in 0..count {
+        let probe = probe.filter(|_| i % 20 == 0).cloned();
+        tokio::spawn(client(
+            url.to_owned(),
+            clients.frames.clone(),
+            clients.snapshots.clone(),
+            probe,
+            clients.stop.clone(),
+            connected.clone(),
+        ));
+        // Connect in waves so the listener's accept backlog is not overrun.
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(60), connected.acquire_many(u32::try_from(count)?)).await??.forget();
+    Ok(clients)
+}
+
+/// What the hub's fan-out achieved, to set beside the ceiling.
+struct FanOut {
+    frame_bytes: usize,
+    frames_per_second: f64,
+}
+
 /// Latency at a steady rate, saturation throughput and memory per client, through the real
-/// router and websocket endpoint. Returns the average delta frame size seen.
-async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<usize, BenchError> {
+/// router and websocket endpoint.
+async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, BenchError> {
     let (hub, store, shutdown) = start_hub(dir, "fanout.db").await?;
     let mut traffic = Traffic { extensions: args.extensions, queues: args.queues, next: 0 };
     let now = now_ms();
@@ -313,20 +350,8 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<usize, Bench
 
     // Connect everyone (idle) and measure what the connections cost.
     let rss_before = rss_bytes();
-    let frames = Arc::new(AtomicU64::new(0));
-    let snapshots = Arc::new(AtomicU64::new(0));
     let probe: Probe = Arc::default();
-    let stop = CancellationToken::new();
-    let connected = Arc::new(tokio::sync::Semaphore::new(0));
-    for i in 0..args.clients {
-        let probe = (i % 20 == 0).then(|| probe.clone());
-        tokio::spawn(client(url.clone(), frames.clone(), snapshots.clone(), probe, stop.clone(), connected.clone()));
-        if i % 100 == 99 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    let all = u32::try_from(args.clients)?;
-    tokio::time::timeout(Duration::from_secs(60), connected.acquire_many(all)).await??.forget();
+    let Clients { frames, snapshots, stop } = connect_clients(&url, args.clients, Some(&probe)).await?;
     while snapshots.load(Ordering::Relaxed) < args.clients as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -405,7 +430,6 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<usize, Bench
     let delivered = frames.load(Ordering::Relaxed) - frames_before;
     let frame_bytes = sizes.0.checked_div(sizes.1).unwrap_or(1024);
     let rate = delivered as f64 / elapsed.as_secs_f64();
-    SATURATION.store(rate as u64, Ordering::Relaxed);
     println!(
         "hub fan-out at saturation: {:.0} delta frames/s delivered to {} clients ({} B average frame, {} snapshots for slow clients)",
         rate,
@@ -416,13 +440,12 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<usize, Bench
     stop.cancel();
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    Ok(frame_bytes)
+    Ok(FanOut { frame_bytes, frames_per_second: rate })
 }
 
-static SATURATION: AtomicU64 = AtomicU64::new(0);
-
 /// The same fan-out with nothing but a tokio broadcast and tokio-tungstenite: the ceiling.
-async fn ceiling(args: &BenchArgs, frame_bytes: usize) -> Result<(), BenchError> {
+async fn ceiling(args: &BenchArgs, hub: FanOut) -> Result<(), BenchError> {
+    let frame_bytes = hub.frame_bytes;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}/", listener.local_addr()?);
     let (sender, _) = tokio::sync::broadcast::channel::<axum::extract::ws::Utf8Bytes>(crate::hub::BROADCAST_CAPACITY);
@@ -454,18 +477,8 @@ async fn ceiling(args: &BenchArgs, frame_bytes: usize) -> Result<(), BenchError>
             });
         }
     });
-    let frames = Arc::new(AtomicU64::new(0));
-    let snapshots = Arc::new(AtomicU64::new(0));
-    let connected = Arc::new(tokio::sync::Semaphore::new(0));
-    for i in 0..args.clients {
-        tokio::spawn(client(url.clone(), frames.clone(), snapshots.clone(), None, stop.clone(), connected.clone()));
-        if i % 100 == 99 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    tokio::time::timeout(Duration::from_secs(60), connected.acquire_many(u32::try_from(args.clients)?))
-        .await??
-        .forget();
+    let clients = connect_clients(&url, args.clients, None).await?;
+    let frames = clients.frames.clone();
     let payload: axum::extract::ws::Utf8Bytes =
         format!("{{\"type\":\"delta\",\"seq\":1,\"changes\":\"{}\"}}", "x".repeat(frame_bytes.saturating_sub(40)))
             .into();
@@ -478,12 +491,12 @@ async fn ceiling(args: &BenchArgs, frame_bytes: usize) -> Result<(), BenchError>
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let rate = (frames.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
-    let hub = SATURATION.load(Ordering::Relaxed) as f64;
+    clients.stop.cancel();
     println!(
         "bare tokio-tungstenite broadcast ceiling: {:.0} frames/s ({} B frames); hub reaches {:.0}% of it",
         rate,
         frame_bytes,
-        if rate > 0.0 { 100.0 * hub / rate } else { 0.0 }
+        if rate > 0.0 { 100.0 * hub.frames_per_second / rate } else { 0.0 }
     );
     stop.cancel();
     Ok(())
