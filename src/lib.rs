@@ -16,6 +16,8 @@ pub mod hub;
 #[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
+pub mod sim;
+#[cfg(feature = "ssr")]
 pub mod store;
 
 /// Browser entry point: attaches the server-rendered page to the reactive app.

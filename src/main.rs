@@ -18,6 +18,15 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
+    if let Some(Command::Sim(args)) = cli.command {
+        return match callboard::sim::cli::run(args).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("callboard sim: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     telemetry::init(cli.log_json);
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,

@@ -25,4 +25,6 @@ pub enum Command {
     Serve,
     /// Measure the hub and the websocket fan-out over loopback and print the figures.
     Bench(crate::bench::BenchArgs),
+    /// Run the simulated call center on its own and print what it served and produced.
+    Sim(crate::sim::cli::SimArgs),
 }

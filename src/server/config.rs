@@ -25,6 +25,32 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default, rename = "provider")]
     pub providers: Vec<ProviderConfig>,
+    /// The demo call center, used when no provider is configured.
+    #[serde(default)]
+    pub demo: DemoConfig,
+}
+
+/// `[demo]`: how the simulated call center of demo mode runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Seeds the simulation: the same seed gives the same day.
+    pub seed: u64,
+    /// Simulated seconds per real second (1 is real time).
+    pub time_scale: f64,
+    /// Minutes of activity simulated at start-up so the first look shows a day under way
+    /// (skipped when today's journal already holds a demo run).
+    pub warmup_minutes: u32,
+    /// A scenario TOML file; empty means the built-in demo (40 agents, 4 queues).
+    pub scenario: String,
+    /// How the demo reaches the hub: `direct` (in-process); provider faces join as they land.
+    pub face: String,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self { seed: 1, time_scale: 1.0, warmup_minutes: 20, scenario: String::new(), face: "direct".into() }
+    }
 }
 
 /// The HTTP listener and its protections.

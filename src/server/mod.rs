@@ -44,7 +44,12 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
     let store = Store::open(&config.store.path).await.map_err(ServeError::Store)?;
     tracing::info!(path = %config.store.path.display(), "store open");
     let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.map_err(ServeError::Store)?;
-    let connectors = Arc::new(crate::connectors::Connectors::default());
+    let mut connectors = crate::connectors::Connectors::default();
+    if config.is_demo() {
+        let demo = crate::sim::demo::start(&config.demo, &hub, shutdown.clone()).await.map_err(ServeError::Demo)?;
+        connectors.insert(demo);
+    }
+    let connectors = Arc::new(connectors);
     let state =
         AppState { leptos_options, hub, store, connectors, config: Arc::new(config), shutdown: shutdown.clone() };
     let app = router::router(state);
@@ -66,4 +71,6 @@ pub enum ServeError {
     Store(crate::store::StoreError),
     #[error("server: {0}")]
     Io(std::io::Error),
+    #[error("demo: {0}")]
+    Demo(crate::sim::demo::DemoError),
 }

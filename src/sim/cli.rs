@@ -1,0 +1,162 @@
+//! `callboard sim`: runs the simulated call center on its own, for manual testing and load
+//! runs, and prints what it serves and what the day produced next to what a hub made of it.
+
+use super::faults::{FaultRates, Faults};
+use super::harness::{hub_snapshot, DirectRun};
+use super::scenario::Scenario;
+use crate::model::QueueSettings;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Options of `callboard sim`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Scenario TOML file; without one, the demo call center (40 agents, 4 queues).
+    #[arg(long, value_name = "PATH")]
+    pub scenario: Option<PathBuf>,
+    /// Seed of every random choice (overrides the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Simulated minutes to run.
+    #[arg(long, default_value_t = 10.0)]
+    pub minutes: f64,
+    /// Simulated seconds per real second; 0 runs as fast as the machine can.
+    #[arg(long, default_value_t = 0.0)]
+    pub time_scale: f64,
+    /// Message faults between the simulation and the hub, as name=rate,... (the direct face
+    /// applies duplicate and reorder; a drop cannot be recovered without a provider to resync from).
+    #[arg(long, default_value = "", value_name = "FAULTS")]
+    pub faults: String,
+    /// Print every ground-truth event as a JSON line.
+    #[arg(long)]
+    pub events: bool,
+}
+
+/// Runs the simulation and prints its figures beside the hub's; fails when they disagree.
+pub async fn run(args: SimArgs) -> Result<(), String> {
+    let mut scenario = match &args.scenario {
+        Some(path) => Scenario::load(path).map_err(|error| error.to_string())?,
+        None => Scenario::demo(),
+    };
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    scenario.validate().map_err(|error| error.to_string())?;
+    let valid_minutes = args.minutes.is_finite() && args.minutes > 0.0;
+    let valid_scale = args.time_scale.is_finite() && args.time_scale >= 0.0;
+    if !(valid_minutes && valid_scale) {
+        return Err("--minutes must be positive and --time-scale 0 or more".into());
+    }
+    let rates = FaultRates::parse(&args.faults)?;
+    if rates.drop > 0.0 {
+        return Err("the direct face cannot recover a dropped event; use duplicate and reorder".into());
+    }
+    let name = args.scenario.as_ref().map_or("demo".to_owned(), |path| path.display().to_string());
+    println!(
+        "callboard sim: scenario {name} ({} agents, {} queues), seed {}, {} simulated minutes at {}",
+        scenario.agents,
+        scenario.queues.len(),
+        scenario.seed,
+        args.minutes,
+        if args.time_scale == 0.0 { "full speed".to_owned() } else { format!("time scale {}", args.time_scale) },
+    );
+    println!("serving: the direct face, into an in-process hub (provider faces arrive with their connectors)");
+
+    let db = std::env::temp_dir().join(format!("callboard-sim-{}.db", std::process::id()));
+    let faults = Faults::new(scenario.seed ^ 0xFA17, rates);
+    let result = simulate(&args, scenario, &db, faults).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    result
+}
+
+async fn simulate(
+    args: &SimArgs,
+    scenario: Scenario,
+    db: &std::path::Path,
+    faults: std::sync::Arc<Faults>,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let mut run = DirectRun::start(scenario, db, faults.clone()).await.map_err(|error| error.to_string())?;
+    let total_ms = (args.minutes * 60_000.0) as i64;
+    let step_ms = 60_000.min(total_ms);
+    let (mut simulated, mut events) = (0, 0usize);
+    while simulated < total_ms {
+        let step = step_ms.min(total_ms - simulated);
+        run.pbx.advance_to(run.pbx.now() + step);
+        let batch = run.pbx.take_events();
+        events += batch.len();
+        if args.events {
+            for event in &batch {
+                println!("{}", serde_json::to_string(event).unwrap_or_default());
+            }
+        }
+        run.carry_events(batch).await;
+        simulated += step;
+        if args.time_scale > 0.0 {
+            let due = Duration::from_secs_f64(simulated as f64 / 1000.0 / args.time_scale);
+            tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+        }
+        let waiting: u32 = run.pbx.tallies().iter().map(|(_, _, tally)| tally.waiting).sum();
+        println!(
+            "  t+{:02}:{:02}  events {events:>6}  live calls {:>3}  waiting {waiting:>3}",
+            simulated / 60_000,
+            simulated / 1000 % 60,
+            run.pbx.live_calls()
+        );
+    }
+    let snapshot = hub_snapshot(&run.hub).await?;
+    let elapsed = started.elapsed();
+    println!(
+        "\n{events} events in {:.1} s real ({:.0} events/s)\n",
+        elapsed.as_secs_f64(),
+        events as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    let settings = QueueSettings::default();
+    println!(
+        "{:<10} {:>7} {:>8} {:>9} {:>5} {:>7} {:>6}   | hub: {:>7} {:>8} {:>9} {:>6}",
+        "queue",
+        "offered",
+        "answered",
+        "abandoned",
+        "short",
+        "waiting",
+        "SL %",
+        "offered",
+        "answered",
+        "abandoned",
+        "SL %"
+    );
+    let percent = |value: Option<f64>| value.map_or("-".to_owned(), |value| format!("{value:.1}"));
+    for (id, name, tally) in run.pbx.tallies() {
+        let hub = snapshot.queues.iter().find(|queue| queue.id == id).map(|queue| queue.figures.clone());
+        let hub = hub.unwrap_or_default();
+        println!(
+            "{:<10} {:>7} {:>8} {:>9} {:>5} {:>7} {:>6}   |      {:>7} {:>8} {:>9} {:>6}",
+            name,
+            tally.offered,
+            tally.answered(),
+            tally.abandoned(),
+            tally.abandoned_short(&settings),
+            tally.waiting,
+            percent(tally.service_level_pct(&settings)),
+            hub.offered,
+            hub.answered,
+            hub.abandoned,
+            percent(hub.service_level_pct),
+        );
+    }
+    let counts = faults.counts();
+    if !counts.is_empty() {
+        let list: Vec<String> = counts.iter().map(|(name, count)| format!("{name} {count}")).collect();
+        println!("\nfaults injected: {}", list.join(", "));
+    }
+    match run.check().await {
+        Ok(()) => {
+            println!("\nthe hub's state and history equal the ground truth");
+            Ok(())
+        }
+        Err(diff) => Err(format!("the hub disagrees with the ground truth:\n{diff}")),
+    }
+}

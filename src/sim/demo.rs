@@ -1,0 +1,108 @@
+//! Demo mode: with no provider configured, a simulated call center feeds the board, so the
+//! first run shows a live wallboard and every button has something to act on.
+
+use super::direct::{feed_hub, SimConnector};
+use super::faults::Faults;
+use super::harness::hub_snapshot;
+use super::pbx::Pbx;
+use super::runner::{self, SimClock};
+use super::scenario::{Scenario, ScenarioError};
+use crate::connectors::Connector;
+use crate::hub::{day_start, now_ms, Hub};
+use crate::model::{EndCause, Event, EventKind, QueueOutcome, QueueSettings};
+use crate::server::config::DemoConfig;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The provider name of the demo call center; its ids start with it.
+pub const DEMO_PROVIDER: &str = "demo";
+/// The account the demo's ids carry.
+const DEMO_ACCOUNT: &str = "callcenter";
+/// Event batches on their way to the hub; the simulation waits when the hub is behind.
+const EVENT_BUFFER: usize = 256;
+
+/// Why demo mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("demo face {0:?} is not available (faces: direct)")]
+    Face(String),
+    #[error("demo time_scale must be a positive number, not {0}")]
+    TimeScale(f64),
+    #[error("the hub did not answer: {0}")]
+    Hub(String),
+}
+
+/// Starts the demo call center feeding `hub`, and returns its connector for commands.
+pub async fn start(
+    config: &DemoConfig,
+    hub: &Hub,
+    shutdown: CancellationToken,
+) -> Result<Arc<dyn Connector>, DemoError> {
+    if config.face != "direct" {
+        return Err(DemoError::Face(config.face.clone()));
+    }
+    if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
+        return Err(DemoError::TimeScale(config.time_scale));
+    }
+    let mut scenario =
+        if config.scenario.is_empty() { Scenario::demo() } else { Scenario::load(Path::new(&config.scenario))? };
+    scenario.seed = config.seed;
+    scenario.validate()?;
+
+    let earlier_run = forget_earlier_run(hub).await?;
+    let now = now_ms();
+    let settings = QueueSettings::default();
+    let warmup = if earlier_run { 0 } else { i64::from(config.warmup_minutes) * 60_000 };
+    let start = (now - warmup).max(day_start(now, &settings.reset_time, &settings.time_zone));
+    let mut pbx = Pbx::new(scenario, DEMO_PROVIDER, DEMO_ACCOUNT, start);
+    pbx.advance_to(now);
+    tracing::info!(
+        seed = config.seed,
+        time_scale = config.time_scale,
+        warmup_s = (now - start) / 1000,
+        "demo call center open"
+    );
+
+    let (events, receiver) = mpsc::channel(EVENT_BUFFER);
+    tokio::spawn(feed_hub(DEMO_PROVIDER.to_owned(), receiver, hub.clone(), Faults::none()));
+    let (sim, _task) = runner::spawn(pbx, SimClock::new(now, config.time_scale), events, shutdown);
+    Ok(Arc::new(SimConnector::new(DEMO_PROVIDER, sim)))
+}
+
+/// Ends what an earlier demo run left live (its calls and waiting callers died with it), as a
+/// connector's resync would. Says whether an earlier run's figures are already on today's board.
+async fn forget_earlier_run(hub: &Hub) -> Result<bool, DemoError> {
+    let snapshot = hub_snapshot(hub).await.map_err(DemoError::Hub)?;
+    let now = now_ms();
+    let ours = |provider: &str| provider == DEMO_PROVIDER;
+    let mut stale = Vec::new();
+    for call in snapshot.calls.iter().filter(|call| ours(call.id.provider()) && call.ended_at.is_none()) {
+        let kind = EventKind::CallEnded {
+            call: call.id.clone(),
+            cause: EndCause::Unknown,
+            raw_cause: Some("the demo restarted".into()),
+        };
+        stale.push(Event::new(DEMO_PROVIDER, DEMO_ACCOUNT, now, kind));
+    }
+    for queue in snapshot.queues.iter().filter(|queue| ours(queue.id.provider())) {
+        for entry in &queue.waiting {
+            let kind = EventKind::QueueLeft {
+                queue: queue.id.clone(),
+                call: entry.call.clone(),
+                outcome: QueueOutcome::Other,
+            };
+            stale.push(Event::new(DEMO_PROVIDER, DEMO_ACCOUNT, now, kind));
+        }
+    }
+    if !stale.is_empty() {
+        tracing::info!(events = stale.len(), "ending what the previous demo run left live");
+    }
+    for event in stale {
+        hub.feed(event).await.map_err(|error| DemoError::Hub(error.to_string()))?;
+    }
+    Ok(snapshot.queues.iter().any(|queue| ours(queue.id.provider()) && queue.figures.offered > 0))
+}

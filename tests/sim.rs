@@ -1,0 +1,334 @@
+//! The simulated call center: reproducible ground truth, a hub that keeps up with it exactly,
+//! a PBX that honours and refuses commands as a PBX would, and commands from the HTTP API that
+//! reach the simulation and come back as events.
+#![cfg(feature = "ssr")]
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use callboard::hub::{Hub, HubSettings};
+use callboard::model::*;
+use callboard::server::config::{Config, DemoConfig};
+use callboard::server::{router::router, AppState};
+use callboard::sim::faults::{FaultRates, Faults};
+use callboard::sim::harness::{hub_snapshot, DirectRun};
+use callboard::sim::scenario::QueuePlan;
+use callboard::sim::{Pbx, Scenario};
+use callboard::store::Store;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const HOUR: i64 = 3_600_000;
+
+fn events_of(seed: u64, hours: i64) -> Vec<Event> {
+    let scenario = Scenario { seed, ..Scenario::demo() };
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(scenario, "sim", "cc", start);
+    pbx.advance_to(start + hours * HOUR);
+    pbx.take_events()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_ground_truth() {
+    let first = events_of(7, 2);
+    assert!(first.len() > 3000, "two busy hours make thousands of events, got {}", first.len());
+    assert_eq!(first, events_of(7, 2));
+    assert_ne!(first, events_of(8, 2));
+}
+
+#[test]
+fn the_ground_truth_is_a_legal_history_with_every_behaviour() {
+    let events = events_of(3, 3);
+    let mut state = LiveState::new(QueueSettings::default(), Default::default());
+    for event in &events {
+        if let Outcome::Refused(reason) = state.apply(event) {
+            panic!("the model refused the simulation's own event {event:?}: {reason}");
+        }
+    }
+    let legs: Vec<&LegReport> = events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::Leg(report) => Some(report),
+            _ => None,
+        })
+        .collect();
+    let seen = |state: LegState| legs.iter().any(|leg| leg.state == state);
+    for state in [LegState::Ringing, LegState::RemoteRinging, LegState::Active, LegState::Held, LegState::Ended] {
+        assert!(seen(state), "no leg was ever {state:?}");
+    }
+    for cause in [EndCause::NoAnswer, EndCause::Busy, EndCause::Cancelled] {
+        assert!(legs.iter().any(|leg| leg.end_cause == Some(cause)), "no leg ended {cause:?}");
+    }
+    let ended = |cause: EndCause| {
+        events.iter().any(|event| matches!(&event.kind, EventKind::CallEnded { cause: c, .. } if *c == cause))
+    };
+    assert!(ended(EndCause::QueueAbandoned) && ended(EndCause::Normal));
+    let statuses: Vec<&AgentStatus> = events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::AgentStatus { status, .. } => Some(status),
+            _ => None,
+        })
+        .collect();
+    assert!(statuses.iter().any(|status| matches!(status, AgentStatus::Break(_))), "nobody took a break");
+    assert!(statuses.contains(&&AgentStatus::LoggedOut), "nobody logged out");
+    // Transfers: some call has legs at two different extensions.
+    let (_, calls, _) = state.views_all();
+    let transferred = calls.iter().filter(|call| {
+        let mut extensions: Vec<_> = call.legs.iter().filter_map(|leg| leg.extension.clone()).collect();
+        extensions.dedup();
+        call.direction == Direction::Inbound && extensions.len() > 1
+    });
+    assert!(transferred.count() > 3, "transfers happen");
+}
+
+#[tokio::test]
+async fn scenario_figures_and_truth_match_the_hub_fed_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run =
+        DirectRun::start(Scenario { seed: 11, ..Scenario::demo() }, &dir.path().join("direct.db"), Faults::none())
+            .await
+            .unwrap();
+    for _ in 0..4 {
+        run.run_for(HOUR / 4).await;
+        run.check().await.unwrap_or_else(|diff| panic!("{diff}"));
+    }
+    let offered: u32 = run.pbx.tallies().iter().map(|(_, _, tally)| tally.offered).sum();
+    assert!(offered > 300, "an hour of the demo offers hundreds of calls, got {offered}");
+}
+
+#[tokio::test]
+async fn duplicated_and_reordered_delivery_converges_to_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let rates = FaultRates { duplicate: 0.05, reorder: 0.2, ..FaultRates::default() };
+    let faults = Faults::new(5, rates);
+    let mut run =
+        DirectRun::start(Scenario { seed: 12, ..Scenario::demo() }, &dir.path().join("faults.db"), faults.clone())
+            .await
+            .unwrap();
+    run.run_for(HOUR / 2).await;
+    run.check().await.unwrap_or_else(|diff| panic!("{diff}"));
+    assert!(faults.count(callboard::sim::faults::Fault::Duplicate) > 20, "{:?}", faults.counts());
+    assert!(faults.count(callboard::sim::faults::Fault::Reorder) > 50, "{:?}", faults.counts());
+}
+
+#[tokio::test]
+async fn the_harness_shows_what_a_lossy_feed_got_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new(6, FaultRates { drop: 0.05, ..FaultRates::default() });
+    let mut run = DirectRun::start(Scenario { seed: 13, ..Scenario::demo() }, &dir.path().join("lossy.db"), faults)
+        .await
+        .unwrap();
+    run.run_for(HOUR / 2).await;
+    let diff = run.check().await.expect_err("dropped events must show");
+    assert!(diff.contains("lines differ between the ground truth and the"), "{diff}");
+    assert!(diff.contains("truth: ") && diff.lines().count() > 3, "{diff}");
+}
+
+/// A quiet call center for driving calls by hand: nobody calls unless told, nobody answers alone.
+fn quiet(calls_per_hour: f64) -> Scenario {
+    Scenario {
+        seed: 4,
+        agents: 4,
+        first_extension: 101,
+        queues: vec![QueuePlan { name: "Help".into(), calls_per_hour, agents: vec![0, 1, 2, 3] }],
+        patience_s: 1e7,
+        talk_s: callboard::sim::scenario::Spread { mean: 1e6, sd: 0.0 },
+        answer_probability: 0.0,
+        ring_timeout_s: 1e6,
+        hold_probability: 0.0,
+        blind_transfer_probability: 0.0,
+        attended_transfer_probability: 0.0,
+        outbound_per_agent_hour: 0.0,
+        outbound_answer_probability: 1.0,
+        outbound_busy_probability: 0.0,
+        breaks_per_agent_hour: 0.0,
+        logouts_per_agent_hour: 0.0,
+        ..Scenario::demo()
+    }
+}
+
+fn ringing_legs(events: &[Event]) -> Vec<LegReport> {
+    events
+        .iter()
+        .filter_map(|event| match &event.kind {
+            EventKind::Leg(report) if report.state == LegState::Ringing => Some(report.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn command(action: Action, call: &CallId, extension: Option<&ExtensionId>, number: Option<&str>) -> Command {
+    Command {
+        action,
+        call: Some(call.clone()),
+        leg: None,
+        extension: extension.cloned(),
+        number: number.map(str::to_owned),
+    }
+}
+
+#[test]
+fn the_pbx_honours_commands_and_refuses_the_impossible() {
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(quiet(3600.0), "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let step = |pbx: &mut Pbx, all: &mut Vec<Event>| {
+        let events = pbx.take_events();
+        all.extend(events.iter().cloned());
+        events
+    };
+    let mut until = start;
+    let first = loop {
+        until += 1000;
+        pbx.advance_to(until);
+        if let Some(leg) = ringing_legs(&step(&mut pbx, &mut all)).pop() {
+            break leg;
+        }
+    };
+    let (call, at) = (first.call.clone(), first.extension.clone().unwrap());
+    let refused = |result: Result<String, String>, words: &str| {
+        let error = result.expect_err("the PBX should refuse");
+        assert!(error.contains(words), "{error:?} should say {words:?}");
+    };
+    refused(pbx.command(&command(Action::Hold, &call, Some(&at), None)), "only an answered call");
+    pbx.command(&command(Action::Answer, &call, Some(&at), None)).unwrap();
+    let events = step(&mut pbx, &mut all);
+    assert!(events.iter().any(|e| matches!(&e.kind, EventKind::QueueLeft { outcome: QueueOutcome::Answered, .. })));
+    refused(pbx.command(&command(Action::Answer, &call, Some(&at), None)), "not ringing");
+    pbx.command(&command(Action::Hold, &call, Some(&at), None)).unwrap();
+    refused(pbx.command(&command(Action::Hold, &call, Some(&at), None)), "already on hold");
+    pbx.command(&command(Action::Resume, &call, Some(&at), None)).unwrap();
+    refused(pbx.command(&command(Action::Resume, &call, Some(&at), None)), "not on hold");
+
+    refused(pbx.command(&command(Action::RecordPause, &call, None, None)), "not being recorded");
+    pbx.command(&command(Action::RecordStart, &call, None, None)).unwrap();
+    refused(pbx.command(&command(Action::RecordStart, &call, None, None)), "already being recorded");
+    pbx.command(&command(Action::RecordPause, &call, None, None)).unwrap();
+    refused(pbx.command(&command(Action::RecordPause, &call, None, None)), "paused");
+    pbx.command(&command(Action::RecordResume, &call, None, None)).unwrap();
+    pbx.command(&command(Action::RecordStop, &call, None, None)).unwrap();
+
+    refused(pbx.command(&command(Action::BlindTransfer, &call, Some(&at), Some("999"))), "no extension 999");
+    refused(pbx.command(&command(Action::BlindTransfer, &call, Some(&at), Some(at.native()))), "it is on");
+    refused(pbx.command(&command(Action::CompleteTransfer, &call, None, None)), "no consultation");
+    let target_number = if at.native() == "101" { "102" } else { "101" };
+    let target = ExtensionId::new("sim", "cc", target_number);
+    pbx.command(&command(Action::Consult, &call, Some(&at), Some(target_number))).unwrap();
+    let consult_leg = ringing_legs(&step(&mut pbx, &mut all))
+        .into_iter()
+        .find(|leg| leg.extension.as_ref() == Some(&target))
+        .expect("the consulted extension rings");
+    refused(pbx.command(&command(Action::CompleteTransfer, &call, None, None)), "has not answered");
+    pbx.command(&command(Action::Answer, &consult_leg.call, Some(&target), None)).unwrap();
+    pbx.command(&command(Action::CompleteTransfer, &call, None, None)).unwrap();
+    step(&mut pbx, &mut all);
+
+    let mut state = LiveState::new(QueueSettings::default(), Default::default());
+    for event in &all {
+        assert!(!matches!(state.apply(event), Outcome::Refused(_)), "{event:?}");
+    }
+    let (_, calls, _) = state.views_all();
+    let transferred = calls.iter().find(|view| view.id == call).unwrap();
+    let live: Vec<_> = transferred.legs.iter().filter(|leg| !leg.state.is_ended()).collect();
+    assert_eq!(live.len(), 1);
+    assert_eq!((live[0].extension.as_ref(), live[0].state), (Some(&target), LegState::Active));
+    assert!(calls.iter().find(|view| view.id == consult_leg.call).unwrap().ended_at.is_some());
+
+    pbx.command(&command(Action::Hangup, &call, None, None)).unwrap();
+    refused(pbx.command(&command(Action::Hangup, &call, None, None)), "has ended");
+    let dial = |extension: &str, number: &str| Command {
+        action: Action::Dial,
+        call: None,
+        leg: None,
+        extension: Some(ExtensionId::new("sim", "cc", extension)),
+        number: Some(number.into()),
+    };
+    refused(pbx.command(&dial("101", "not a number")), "is not a phone number");
+    refused(pbx.command(&dial("555", "+61299990000")), "there is no extension");
+}
+
+async fn post(app: &axum::Router, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    let request = Request::post("/api/v1/commands")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Polls the hub until `find` sees what it looks for in the snapshot.
+async fn wait_for<T>(hub: &Hub, what: &str, find: impl Fn(&Snapshot) -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(found) = find(&hub_snapshot(hub).await.unwrap()) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn commands_from_the_api_reach_the_simulation_and_come_back_as_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario_path = dir.path().join("quiet.toml");
+    std::fs::write(&scenario_path, toml::to_string(&quiet(0.0)).unwrap()).unwrap();
+    let store = Store::open(&dir.path().join("demo.db")).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.unwrap();
+    let demo = DemoConfig { time_scale: 10.0, scenario: scenario_path.display().to_string(), ..DemoConfig::default() };
+    let mut connectors = callboard::connectors::Connectors::default();
+    connectors.insert(callboard::sim::demo::start(&demo, &hub, shutdown.clone()).await.unwrap());
+    let app = router(AppState {
+        leptos_options: leptos::config::LeptosOptions::builder().output_name("callboard").build(),
+        hub: hub.clone(),
+        store,
+        connectors: Arc::new(connectors),
+        config: Arc::new(Config::default()),
+        shutdown: shutdown.clone(),
+    });
+
+    let (status, body) = post(
+        &app,
+        serde_json::json!({ "action": "dial", "extension": "demo/callcenter/103", "number": "+61299990000" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let call = wait_for(&hub, "the click-to-call to appear", |snapshot| {
+        snapshot.calls.iter().find(|call| call.origin == Origin::ClickToCall).map(|call| call.id.clone())
+    })
+    .await;
+    assert!(body["outcome"].as_str().unwrap().contains(call.native()), "{body}");
+    let (status, body) = post(&app, serde_json::json!({ "action": "hold", "call": call })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "only an answered call can be put on hold");
+
+    let is_leg = |state: LegState| {
+        let call = call.clone();
+        move |snapshot: &Snapshot| {
+            let view = snapshot.calls.iter().find(|view| view.id == call)?;
+            (view.legs[0].state == state).then_some(())
+        }
+    };
+    wait_for(&hub, "the far end to answer", is_leg(LegState::Active)).await;
+    let (status, body) = post(&app, serde_json::json!({ "action": "hold", "call": call })).await;
+    assert_eq!((status, &body["outcome"]), (StatusCode::OK, &serde_json::json!("on hold")));
+    wait_for(&hub, "the hold to show", is_leg(LegState::Held)).await;
+    let (status, _) = post(&app, serde_json::json!({ "action": "resume", "call": call })).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for(&hub, "the resume to show", is_leg(LegState::Active)).await;
+    let (status, _) = post(&app, serde_json::json!({ "action": "hangup", "call": call })).await;
+    assert_eq!(status, StatusCode::OK);
+    let cause = wait_for(&hub, "the hang-up to show", |snapshot| {
+        snapshot.calls.iter().find(|view| view.id == call).and_then(|view| view.end_cause)
+    })
+    .await;
+    assert_eq!(cause, EndCause::Normal);
+    let health = hub.connectors().await.unwrap();
+    assert!(health.iter().any(|health| health.name == "demo" && health.state == "ready"), "{health:?}");
+    shutdown.cancel();
+}
