@@ -2,6 +2,8 @@
 //! events for the hub, and model commands into provider requests. The command router only
 //! knows this interface.
 
+pub mod noojee;
+
 use crate::model::{Action, Command};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -42,5 +44,35 @@ impl Connectors {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Connector>> {
         self.by_name.get(name)
+    }
+}
+
+/// The HTTP client every connector uses: rustls (ring) with the system's roots, bounded
+/// connection set-up, and a user agent that names us.
+pub fn http_client() -> reqwest::Client {
+    // Installing twice is harmless; the first provider stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("callboard/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .build()
+        .expect("a client with these settings always builds")
+}
+
+/// Starts the connector a `[[provider]]` table configures; the error names what is wrong.
+pub fn start(
+    provider: &crate::server::config::ProviderConfig,
+    hub: crate::hub::Hub,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<Arc<dyn Connector>, String> {
+    use crate::server::config::ProviderKind;
+    let invalid = |message: String| format!("provider {:?}: {message}", provider.name);
+    match provider.kind {
+        ProviderKind::Noojee => {
+            let config = noojee::NoojeeConfig::from_table(&provider.settings).map_err(invalid)?;
+            Ok(noojee::NoojeeConnector::start(&provider.name, config, hub, shutdown))
+        }
+        other => Err(invalid(format!("the {other:?} connector is not available yet"))),
     }
 }

@@ -49,6 +49,11 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
         let demo = crate::sim::demo::start(&config.demo, &hub, shutdown.clone()).await.map_err(ServeError::Demo)?;
         connectors.insert(demo);
     }
+    for provider in &config.providers {
+        let connector =
+            crate::connectors::start(provider, hub.clone(), shutdown.clone()).map_err(ServeError::Provider)?;
+        connectors.insert(connector);
+    }
     let connectors = Arc::new(connectors);
     let state =
         AppState { leptos_options, hub, store, connectors, config: Arc::new(config), shutdown: shutdown.clone() };
@@ -73,4 +78,6 @@ pub enum ServeError {
     Io(std::io::Error),
     #[error("demo: {0}")]
     Demo(crate::sim::demo::DemoError),
+    #[error("{0}")]
+    Provider(String),
 }

@@ -30,6 +30,14 @@ pub struct SimArgs {
     /// Print every ground-truth event as a JSON line.
     #[arg(long)]
     pub events: bool,
+    /// Serve a provider face instead of feeding an in-process hub, as KIND=ADDRESS (e.g.
+    /// noojee=127.0.0.1:8101); the simulation then runs in real time (or --time-scale) for a
+    /// Callboard (or anything else) to connect to. Faces: noojee.
+    #[arg(long = "face", value_name = "KIND=ADDRESS")]
+    pub faces: Vec<String>,
+    /// The API key the faces expect.
+    #[arg(long, default_value = "callboard-sim-key")]
+    pub api_key: String,
 }
 
 /// Runs the simulation and prints its figures beside the hub's; fails when they disagree.
@@ -48,8 +56,11 @@ pub async fn run(args: SimArgs) -> Result<(), String> {
         return Err("--minutes must be positive and --time-scale 0 or more".into());
     }
     let rates = FaultRates::parse(&args.faults)?;
-    if rates.drop > 0.0 {
+    if rates.drop > 0.0 && args.faces.is_empty() {
         return Err("the direct face cannot recover a dropped event; use duplicate and reorder".into());
+    }
+    if !args.faces.is_empty() {
+        return serve_faces(&args, scenario, rates).await;
     }
     let name = args.scenario.as_ref().map_or("demo".to_owned(), |path| path.display().to_string());
     println!(
@@ -159,4 +170,80 @@ async fn simulate(
         }
         Err(diff) => Err(format!("the hub disagrees with the ground truth:\n{diff}")),
     }
+}
+
+/// Serves the chosen provider faces from a real-time simulation until the simulated time is up
+/// (or Ctrl-C), then prints the scenario's figures.
+async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> Result<(), String> {
+    use super::faces::noojee::{NoojeeFace, BASE_PATH};
+    use super::runner::{self, SimClock};
+    let time_scale = if args.time_scale > 0.0 { args.time_scale } else { 1.0 };
+    let start = crate::hub::now_ms();
+    let pbx = super::Pbx::new(scenario.clone(), "sim", "callcenter", start);
+    let extensions = pbx.extension_numbers().join(",");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<crate::model::Event>>(256);
+    let (sim, task) = runner::spawn(pbx, SimClock::new(start, time_scale), events, shutdown.clone());
+    let faults = Faults::new(scenario.seed ^ 0xFA17, rates);
+    let mut noojee_faces = Vec::new();
+    println!(
+        "callboard sim: {} agents, {} queues, seed {}, {} simulated minutes at time scale {time_scale}",
+        scenario.agents,
+        scenario.queues.len(),
+        scenario.seed,
+        args.minutes
+    );
+    for face in &args.faces {
+        let (kind, address) = face.split_once('=').ok_or_else(|| format!("--face {face:?} is not KIND=ADDRESS"))?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+        let address = listener.local_addr().map_err(|error| error.to_string())?;
+        let router = match kind {
+            "noojee" => {
+                let face = NoojeeFace::new(&args.api_key, ("sim", "callcenter"), faults.clone(), Some(sim.clone()));
+                noojee_faces.push(face.clone());
+                println!(
+                    "serving: Noojee CallManagementAPI at http://{address}{BASE_PATH} (apiKey {:?})",
+                    args.api_key
+                );
+                println!("         extensions {extensions}");
+                face.router()
+            }
+            other => return Err(format!("no face for {other:?} yet (faces: noojee)")),
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });
+    }
+    let faces = noojee_faces.clone();
+    tokio::spawn(async move {
+        while let Some(batch) = receiver.recv().await {
+            for face in &faces {
+                face.absorb(&batch);
+            }
+        }
+    });
+    let real = std::time::Duration::from_secs_f64(args.minutes * 60.0 / time_scale);
+    tokio::select! {
+        _ = tokio::time::sleep(real) => {}
+        _ = tokio::signal::ctrl_c() => println!("interrupted"),
+    }
+    let tallies = sim.tallies().await.map_err(|error| error.to_string())?;
+    shutdown.cancel();
+    let _ = task.await;
+    let settings = QueueSettings::default();
+    for (_, name, tally) in tallies {
+        println!(
+            "{name:<10} offered {:>5}  answered {:>5}  abandoned {:>4}  SL {}",
+            tally.offered,
+            tally.answered(),
+            tally.abandoned(),
+            tally.service_level_pct(&settings).map_or("-".into(), |value| format!("{value:.1}%"))
+        );
+    }
+    let counts = faults.counts();
+    if !counts.is_empty() {
+        println!("faults injected: {counts:?}");
+    }
+    Ok(())
 }

@@ -2,11 +2,13 @@
 //! first run shows a live wallboard and every button has something to act on.
 
 use super::direct::{feed_hub, SimConnector};
+use super::faces::noojee::{NoojeeFace, BASE_PATH};
 use super::faults::Faults;
 use super::harness::hub_snapshot;
 use super::pbx::Pbx;
 use super::runner::{self, SimClock};
 use super::scenario::{Scenario, ScenarioError};
+use crate::connectors::noojee::{NoojeeConfig, NoojeeConnector};
 use crate::connectors::Connector;
 use crate::hub::{day_start, now_ms, Hub};
 use crate::model::{EndCause, Event, EventKind, QueueOutcome, QueueSettings};
@@ -28,12 +30,14 @@ const EVENT_BUFFER: usize = 256;
 pub enum DemoError {
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
-    #[error("demo face {0:?} is not available (faces: direct)")]
-    Face(String),
+    #[error("demo face {0:?} is not available (faces: direct, noojee)")]
+    UnknownFace(String),
     #[error("demo time_scale must be a positive number, not {0}")]
     TimeScale(f64),
     #[error("the hub did not answer: {0}")]
     Hub(String),
+    #[error("cannot open the demo's loopback face: {0}")]
+    Face(std::io::Error),
 }
 
 /// Starts the demo call center feeding `hub`, and returns its connector for commands.
@@ -42,8 +46,8 @@ pub async fn start(
     hub: &Hub,
     shutdown: CancellationToken,
 ) -> Result<Arc<dyn Connector>, DemoError> {
-    if config.face != "direct" {
-        return Err(DemoError::Face(config.face.clone()));
+    if !["direct", "noojee"].contains(&config.face.as_str()) {
+        return Err(DemoError::UnknownFace(config.face.clone()));
     }
     if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
         return Err(DemoError::TimeScale(config.time_scale));
@@ -58,19 +62,54 @@ pub async fn start(
     let settings = QueueSettings::default();
     let warmup = if earlier_run { 0 } else { i64::from(config.warmup_minutes) * 60_000 };
     let start = (now - warmup).max(day_start(now, &settings.reset_time, &settings.time_zone));
-    let mut pbx = Pbx::new(scenario, DEMO_PROVIDER, DEMO_ACCOUNT, start);
+    let face = config.face.as_str();
+    // Behind a face, the simulated PBX keeps ids of its own; the connector names what it sees.
+    let provider = if face == "direct" { DEMO_PROVIDER } else { "sim" };
+    let mut pbx = Pbx::new(scenario, provider, DEMO_ACCOUNT, start);
     pbx.advance_to(now);
     tracing::info!(
         seed = config.seed,
         time_scale = config.time_scale,
         warmup_s = (now - start) / 1000,
+        face,
         "demo call center open"
     );
-
-    let (events, receiver) = mpsc::channel(EVENT_BUFFER);
-    tokio::spawn(feed_hub(DEMO_PROVIDER.to_owned(), receiver, hub.clone(), Faults::none()));
-    let (sim, _task) = runner::spawn(pbx, SimClock::new(now, config.time_scale), events, shutdown);
-    Ok(Arc::new(SimConnector::new(DEMO_PROVIDER, sim)))
+    let extensions = pbx.extension_numbers();
+    let (events, mut receiver) = mpsc::channel(EVENT_BUFFER);
+    let clock = SimClock::new(now, config.time_scale);
+    let (sim, _task) = runner::spawn(pbx, clock, events, shutdown.clone());
+    if face == "direct" {
+        tokio::spawn(feed_hub(DEMO_PROVIDER.to_owned(), receiver, hub.clone(), Faults::none()));
+        return Ok(Arc::new(SimConnector::new(DEMO_PROVIDER, sim)));
+    }
+    let key = format!("{:032x}", rand::random::<u128>());
+    let face = NoojeeFace::new(&key, (provider, DEMO_ACCOUNT), Faults::none(), Some(sim));
+    let absorbing = face.clone();
+    tokio::spawn(async move {
+        while let Some(batch) = receiver.recv().await {
+            absorbing.absorb(&batch);
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(DemoError::Face)?;
+    let addr = listener.local_addr().map_err(DemoError::Face)?;
+    let router = face.router();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the demo's Noojee face stopped");
+        }
+    });
+    tracing::info!(%addr, "demo runs through the simulated Noojee API on loopback");
+    let config = NoojeeConfig {
+        base_url: format!("http://{addr}{BASE_PATH}"),
+        api_key: key,
+        extensions,
+        poll_timeout_s: 30,
+        phone_type: "yealink".into(),
+        time_zone: "UTC".into(),
+    };
+    Ok(NoojeeConnector::start(DEMO_PROVIDER, config, hub.clone(), shutdown))
 }
 
 /// Ends what an earlier demo run left live (its calls and waiting callers died with it), as a

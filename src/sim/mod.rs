@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod demo;
 pub mod direct;
+pub mod faces;
 pub mod faults;
 pub mod harness;
 pub mod pbx;

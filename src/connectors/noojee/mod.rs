@@ -1,0 +1,283 @@
+//! The Noojee CallManagementAPI connector: a `subscribe` long-poll for the monitored extensions'
+//! channels, and `answer`, `hangup`, `dial` and recording `start`/`stop` for call control.
+//!
+//! Every method is a POST (GET for recording, as the reference client does) with its
+//! parameters in the query, the API key among them: so no URL is ever logged, and transport
+//! errors are stripped of theirs.
+
+mod mapping;
+mod subscribe;
+pub mod wire;
+
+pub use mapping::{end_cause, leg_state, start_time};
+
+use super::{CommandError, Connector};
+use crate::hub::Hub;
+use crate::model::{Action, Command};
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use wire::WireError;
+
+/// The account part of Noojee ids: one connector is one PBX.
+pub const ACCOUNT: &str = "pbx";
+/// Call-control requests give up after this long.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `[[provider]] kind = "noojee"` keys.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoojeeConfig {
+    /// Up to and including `/servicemanager/rest`.
+    pub base_url: String,
+    /// A global API key (a user key cannot subscribe). Best given by environment.
+    pub api_key: String,
+    /// The extensions to monitor, without technology prefix.
+    pub extensions: Vec<String>,
+    /// How long one long-poll may wait for events, seconds.
+    #[serde(default = "default_poll_timeout")]
+    pub poll_timeout_s: u32,
+    /// Handset family, for the auto-answer header: yealink, grandstream, snom, aastra, linksys,
+    /// polycom or none.
+    #[serde(default = "default_phone_type")]
+    pub phone_type: String,
+    /// The PBX's time zone, for `callStartTime` (which carries none).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+}
+
+fn default_poll_timeout() -> u32 {
+    30
+}
+
+fn default_phone_type() -> String {
+    "yealink".into()
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+impl std::fmt::Debug for NoojeeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoojeeConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"(secret)")
+            .field("extensions", &self.extensions)
+            .field("poll_timeout_s", &self.poll_timeout_s)
+            .field("phone_type", &self.phone_type)
+            .field("time_zone", &self.time_zone)
+            .finish()
+    }
+}
+
+impl NoojeeConfig {
+    /// Reads and checks a provider table.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let config: NoojeeConfig = table.clone().try_into().map_err(|error: toml::de::Error| error.to_string())?;
+        if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
+            return Err(format!("base_url {:?} must start with http:// or https://", config.base_url));
+        }
+        if config.api_key.trim().is_empty() {
+            return Err("api_key is empty (set it, or CALLBOARD_PROVIDER_<NAME>_API_KEY)".into());
+        }
+        if config.extensions.is_empty() || config.extensions.iter().any(|e| e.trim().is_empty() || e.contains(',')) {
+            return Err("extensions must list at least one extension number, none empty".into());
+        }
+        if auto_answer_header(&config.phone_type).is_none() {
+            return Err(format!(
+                "phone_type {:?} is not one of yealink, grandstream, snom, aastra, linksys, polycom, none",
+                config.phone_type
+            ));
+        }
+        if jiff::tz::TimeZone::get(&config.time_zone).is_err() {
+            return Err(format!("time_zone {:?} is not a known IANA time zone", config.time_zone));
+        }
+        if !(1..=300).contains(&config.poll_timeout_s) {
+            return Err("poll_timeout_s must be 1..=300".into());
+        }
+        Ok(config)
+    }
+
+    fn url(&self, method: &str) -> String {
+        format!("{}/CallManagementAPI/{method}", self.base_url.trim_end_matches('/'))
+    }
+}
+
+/// The SIP header a handset needs to pick up by itself (from Noojee's reference client).
+pub fn auto_answer_header(phone_type: &str) -> Option<&'static str> {
+    match phone_type.to_ascii_lowercase().as_str() {
+        "yealink" => Some("Call-info:answer-after=0"),
+        "grandstream" | "snom" | "aastra" | "linksys" => Some("Call-Info:\\; answer-after=0"),
+        "polycom" => Some("Alert-Info: Ring Answer"),
+        "none" => Some(""),
+        _ => None,
+    }
+}
+
+/// What the subscribe loop and the commands share: the live channels, for commands that name
+/// a call but need its extension.
+#[derive(Default)]
+struct Channels {
+    extension_of: HashMap<String, String>,
+}
+
+/// The running Noojee connector.
+pub struct NoojeeConnector {
+    name: String,
+    requests: Arc<Requests>,
+}
+
+/// What a command needs, shared with the futures that carry commands out.
+struct Requests {
+    config: Arc<NoojeeConfig>,
+    client: reqwest::Client,
+    channels: Arc<Mutex<Channels>>,
+}
+
+const CAPABILITIES: [Action; 5] =
+    [Action::Dial, Action::Answer, Action::Hangup, Action::RecordStart, Action::RecordStop];
+
+impl NoojeeConnector {
+    /// Starts the subscribe loop feeding `hub`; it runs until `shutdown`.
+    pub fn start(name: &str, config: NoojeeConfig, hub: Hub, shutdown: CancellationToken) -> Arc<Self> {
+        let requests =
+            Arc::new(Requests { config: Arc::new(config), client: super::http_client(), channels: Arc::default() });
+        let subscriber = subscribe::Subscriber::new(
+            name,
+            requests.config.clone(),
+            requests.client.clone(),
+            requests.channels.clone(),
+            hub,
+        );
+        tokio::spawn(subscriber.run(shutdown));
+        Arc::new(Self { name: name.to_owned(), requests })
+    }
+}
+
+impl Requests {
+    async fn request(&self, method: &str, query: Vec<(&str, String)>, get: bool) -> Result<String, CommandError> {
+        let url = self.config.url(method);
+        let mut query = query;
+        query.push(("apiKey", self.config.api_key.clone()));
+        let request = if get { self.client.get(&url) } else { self.client.post(&url) };
+        let response = request
+            .query(&query)
+            .timeout(COMMAND_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| CommandError::Unreachable(error.without_url().to_string()))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|error| CommandError::Unreachable(error.without_url().to_string()))?;
+        if !status.is_success() {
+            return Err(CommandError::Unreachable(format!("{method} answered HTTP {status}")));
+        }
+        match wire::parse_reply(&body) {
+            Ok(reply) if reply.message.is_empty() => Ok(format!("{method}: done")),
+            Ok(reply) => Ok(reply.message),
+            Err(WireError::Refused { message, code }) => {
+                Err(CommandError::Refused(if message.is_empty() { format!("refused (Code {code})") } else { message }))
+            }
+            Err(error) => Err(CommandError::Unreachable(format!("{method}: {error}"))),
+        }
+    }
+
+    /// The channel a command is about (`uniqueCallId`), from its leg or call id.
+    fn channel(&self, command: &Command) -> Option<String> {
+        command
+            .leg
+            .as_ref()
+            .map(|leg| leg.native().to_owned())
+            .or_else(|| command.call.as_ref().map(|call| call.native().to_owned()))
+    }
+
+    fn extension(&self, command: &Command, channel: Option<&str>) -> Option<String> {
+        command.extension.as_ref().map(|extension| extension.native().to_owned()).or_else(|| {
+            let channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            channel.and_then(|channel| channels.extension_of.get(channel).cloned())
+        })
+    }
+
+    async fn carry_out(&self, command: Command) -> Result<String, CommandError> {
+        let channel = self.channel(&command);
+        let extension = self.extension(&command, channel.as_deref());
+        let header = auto_answer_header(&self.config.phone_type).unwrap_or_default().to_owned();
+        let need = |what: &str| CommandError::Refused(format!("{:?} needs {what}", command.action));
+        match command.action {
+            Action::Answer => {
+                let channel = channel.clone().ok_or_else(|| need("the call"))?;
+                let extension = extension.ok_or_else(|| need("the extension"))?;
+                let query = vec![("answerString", header), ("exten", extension), ("uniqueId", channel)];
+                self.request("answer", query, false).await
+            }
+            Action::Hangup => {
+                let target = channel.or(extension).ok_or_else(|| need("a call or an extension"))?;
+                self.request("hangup", vec![("extenOrUniqueId", target)], false).await
+            }
+            Action::Dial => {
+                let extension = extension.ok_or_else(|| need("the extension that places the call"))?;
+                let number = command.number.clone().ok_or_else(|| need("a number"))?;
+                let query = vec![
+                    ("number", number),
+                    ("extenOrUniqueId", format!("SIP/{extension}")),
+                    ("autoAnswer", header),
+                    ("monitored", "yes".into()),
+                ];
+                self.request("dial", query, false).await
+            }
+            Action::RecordStart | Action::RecordStop => {
+                let target = channel.or(extension).ok_or_else(|| need("a call or an extension"))?;
+                let method = if command.action == Action::RecordStart { "start" } else { "stop" };
+                self.request(method, vec![("extenOrUniqueId", target), ("tag", "callboard".into())], true).await
+            }
+            other => Err(CommandError::Refused(format!("Noojee cannot {other:?}"))),
+        }
+    }
+}
+
+impl Connector for NoojeeConnector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> &[Action] {
+        &CAPABILITIES
+    }
+
+    fn control(&self, command: Command) -> BoxFuture<'static, Result<String, CommandError>> {
+        let requests = self.requests.clone();
+        Box::pin(async move { requests.carry_out(command).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn config_is_checked_and_the_key_never_printed() {
+        let good = "base_url = \"https://pbx/servicemanager/rest\"\napi_key = \"sekrit-123\"\nextensions = [\"400\"]";
+        let config = NoojeeConfig::from_table(&table(good)).unwrap();
+        assert_eq!((config.poll_timeout_s, config.phone_type.as_str()), (30, "yealink"));
+        assert!(!format!("{config:?}").contains("sekrit"));
+        assert_eq!(config.url("subscribe"), "https://pbx/servicemanager/rest/CallManagementAPI/subscribe");
+        let bad = |text: &str, words: &str| {
+            let error = NoojeeConfig::from_table(&table(text)).unwrap_err();
+            assert!(error.contains(words), "{error:?} should say {words:?}");
+        };
+        bad("base_url = \"pbx\"\napi_key = \"k\"\nextensions = [\"1\"]", "must start with http");
+        bad("base_url = \"http://pbx\"\napi_key = \"\"\nextensions = [\"1\"]", "api_key is empty");
+        bad("base_url = \"http://pbx\"\napi_key = \"k\"\nextensions = []", "at least one extension");
+        bad("base_url = \"http://pbx\"\napi_key = \"k\"\nextensions = [\"1\"]\nphone_type = \"nokia\"", "phone_type");
+        bad("base_url = \"http://pbx\"\napi_key = \"k\"\nextensions = [\"1\"]\ntime_zone = \"Mars/Base\"", "time_zone");
+        bad("base_url = \"http://pbx\"\napi_key = \"k\"\nextensions = [\"1\"]\npolling = 3", "unknown field");
+        assert_eq!(auto_answer_header("Polycom"), Some("Alert-Info: Ring Answer"));
+    }
+}

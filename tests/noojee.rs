@@ -1,0 +1,395 @@
+//! The Noojee connector: every literal response of the seed, provider data that is wrong, a
+//! long round trip through the simulator's face with every fault, and commands that reach the
+//! simulated PBX with the parameters Noojee expects.
+#![cfg(feature = "ssr")]
+
+use axum::extract::{Query, State};
+use axum::routing::post;
+use axum::Router;
+use callboard::connectors::noojee::{NoojeeConfig, NoojeeConnector};
+use callboard::connectors::{CommandError, Connector};
+use callboard::hub::{Hub, HubSettings};
+use callboard::model::*;
+use callboard::sim::faces::noojee::NoojeeFace;
+use callboard::sim::faults::{Fault, FaultRates, Faults};
+use callboard::sim::harness::{all_history, hub_snapshot};
+use callboard::sim::scenario::{QueuePlan, Spread};
+use callboard::sim::{runner, Pbx, Scenario};
+use callboard::store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "f863246a-973e-11e6-8784-08002718f5b5";
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/noojee/{name}.txt", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn config(base_url: String, extensions: Vec<String>, poll_timeout_s: u32) -> NoojeeConfig {
+    let mut table = toml::Table::new();
+    table.insert("base_url".into(), base_url.into());
+    table.insert("api_key".into(), KEY.into());
+    table.insert("extensions".into(), toml::Value::Array(extensions.into_iter().map(Into::into).collect()));
+    table.insert("poll_timeout_s".into(), i64::from(poll_timeout_s).into());
+    table.insert("time_zone".into(), "Australia/Sydney".into());
+    NoojeeConfig::from_table(&table).unwrap()
+}
+
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/servicemanager/rest")
+}
+
+async fn hub(dir: &tempfile::TempDir) -> (Hub, Store, CancellationToken) {
+    let store = Store::open(&dir.path().join("noojee.db")).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.unwrap();
+    (hub, store, shutdown)
+}
+
+/// Plays recorded responses in order, each only to the request that carries the previous
+/// response's `seq` (the first to `lastSequenceNumber=0`); records every request.
+#[derive(Clone, Default)]
+struct Replay {
+    bodies: Arc<Vec<String>>,
+    requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+}
+
+async fn replay_subscribe(State(replay): State<Replay>, Query(params): Query<HashMap<String, String>>) -> String {
+    replay.requests.lock().unwrap().push(params.clone());
+    let asked: u64 = params.get("lastSequenceNumber").and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
+    let seq_of = |body: &str| -> u64 {
+        let at = body.rfind("\"seq\":").unwrap() + 6;
+        body[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+    };
+    let next = if asked == 0 {
+        Some(0)
+    } else {
+        replay.bodies.iter().position(|body| seq_of(body) == asked).map(|index| index + 1)
+    };
+    match next.and_then(|index| replay.bodies.get(index)) {
+        Some(body) => body.clone(),
+        None => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            format!("{{\"Data\":{{}},\"seq\":{asked},\"Code\":0}}")
+        }
+    }
+}
+
+async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..400 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Runs one of the seed's sequences through the connector; returns the calls, by channel.
+async fn run_seed(names: &[&str]) -> (HashMap<String, Call>, Vec<HashMap<String, String>>, ConnectorHealth) {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, shutdown) = hub(&dir).await;
+    let replay = Replay { bodies: Arc::new(names.iter().map(|name| fixture(name)).collect()), ..Replay::default() };
+    let base = serve(
+        Router::new()
+            .route("/servicemanager/rest/CallManagementAPI/subscribe", post(replay_subscribe))
+            .with_state(replay.clone()),
+    )
+    .await;
+    let _connector =
+        NoojeeConnector::start("nj", config(base, vec!["400".into(), "410".into()], 1), hub.clone(), shutdown.clone());
+    let last_body = fixture(names[names.len() - 1]);
+    let last_seq = last_body[last_body.rfind("\"seq\":").unwrap() + 6..].split(',').next().unwrap().to_owned();
+    wait_until("the connector to read every response", async || {
+        replay.requests.lock().unwrap().iter().any(|params| params["lastSequenceNumber"] == last_seq)
+    })
+    .await;
+    hub_snapshot(&hub).await.unwrap();
+    let calls =
+        all_history(&store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect();
+    let health = hub.connectors().await.unwrap().into_iter().find(|health| health.name == "nj").unwrap();
+    let requests = replay.requests.lock().unwrap().clone();
+    shutdown.cancel();
+    (calls, requests, health)
+}
+
+fn summary(call: &Call) -> (String, Option<EndCause>, bool, Direction) {
+    let extension = call.legs[0].extension.as_ref().unwrap().native().to_owned();
+    (extension, call.end_cause, call.answered_at.is_some(), call.direction)
+}
+
+#[tokio::test]
+async fn the_two_simultaneous_calls_of_the_seed() {
+    let (calls, requests, health) = run_seed(&["simultaneous_1", "simultaneous_2", "simultaneous_3"]).await;
+    assert_eq!(health.errors, 0, "{health:?}");
+    let expect = |unique: &str, extension: &str, direction: Direction| {
+        assert_eq!(
+            summary(&calls[unique]),
+            (extension.to_owned(), Some(EndCause::NoAnswer), false, direction),
+            "{unique}"
+        );
+    };
+    expect("1412750652.496", "410", Direction::Inbound);
+    expect("1412750658.498", "410", Direction::Inbound);
+    expect("1412750656.497", "400", Direction::Outbound);
+    expect("1412750661.499", "400", Direction::Outbound);
+    assert_eq!(calls.len(), 4);
+    assert_eq!(calls["1412750652.496"].caller.number.as_deref(), Some("400"));
+    // Sequence continuity: 0 first, then each response's seq, with the parameters in the query.
+    let asked: Vec<&str> = requests.iter().map(|params| params["lastSequenceNumber"].as_str()).collect();
+    assert_eq!(&asked[..4], ["0", "32", "36", "40"]);
+    assert_eq!(requests[0]["timeOut"], "0");
+    assert_eq!(requests[1]["timeOut"], "1");
+    assert_eq!((requests[1]["exten"].as_str(), requests[1]["apiKey"].as_str()), ("400,410", KEY));
+}
+
+#[tokio::test]
+async fn the_answered_call_of_the_seed_including_its_truncated_first_response() {
+    let (calls, _, health) = run_seed(&["answered_1", "answered_2", "answered_3"]).await;
+    assert_eq!(health.errors, 0, "{health:?}");
+    assert_eq!(summary(&calls["1412749510.488"]), ("410".into(), Some(EndCause::Normal), true, Direction::Inbound));
+    assert_eq!(summary(&calls["1412749517.489"]), ("400".into(), Some(EndCause::Normal), true, Direction::Outbound));
+    assert!(calls["1412749510.488"].answered_at >= Some(calls["1412749510.488"].started_at));
+    assert_eq!(calls["1412749517.489"].caller.number.as_deref(), Some("410"));
+}
+
+#[tokio::test]
+async fn the_busy_call_of_the_seed() {
+    let (calls, _, _) = run_seed(&["busy_1", "busy_2"]).await;
+    assert_eq!(summary(&calls["1412749905.490"]), ("410".into(), Some(EndCause::Busy), false, Direction::Inbound));
+    assert_eq!(summary(&calls["1412749908.491"]), ("400".into(), Some(EndCause::Busy), false, Direction::Outbound));
+    assert_eq!(calls["1412749905.490"].legs[0].raw_cause.as_deref(), Some("BUSY"));
+}
+
+#[tokio::test]
+async fn wrong_provider_data_is_counted_and_the_stream_goes_on() {
+    let good = |unique: &str, status: &str| {
+        format!(
+            r#"{{"CallData":{{"canAnswer":false,"callerId":"0299990000","uniqueCallId":"{unique}","callStartTime":"","isQueueCall":true,"isClickToDialCall":false,"inbound":true,"status":"{status}","futureField":{{"x":1}}}},"CallID":"7","Code":0}}"#
+        )
+    };
+    let bodies = vec![
+        format!(
+            r#"{{"Data":{{"500":[{},"not an entry",{{"CallData":{{"status":"Ringing"}}}}]}},"seq":3,"Code":0}}"#,
+            good("1.1", "Ringing")
+        ),
+        "<html>502 Bad Gateway</html>".to_owned(),
+        r#"{"Message":"Expired TimeStamp","Code":-1}"#.to_owned(),
+        format!(r#"{{"Data":{{"500":[{}],"501":"nonsense"}},"seq":"9","Code":0}}"#, good("1.1", "Sideways")),
+        format!(r#"{{"Data":{{"500":[{}]}},"seq":12,"Code":0}}"#, good("1.1", "Hungup")),
+    ];
+    // Serve them one after another, whatever was asked.
+    let served = Arc::new(Mutex::new(0usize));
+    let bodies = Arc::new(bodies);
+    let handler = {
+        let (served, bodies) = (served.clone(), bodies.clone());
+        move || {
+            let (served, bodies) = (served.clone(), bodies.clone());
+            async move {
+                let body = {
+                    let mut index = served.lock().unwrap();
+                    *index += 1;
+                    bodies.get(*index - 1).cloned()
+                };
+                match body {
+                    Some(body) => body,
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        r#"{"Data":{},"seq":12,"Code":0}"#.to_owned()
+                    }
+                }
+            }
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, shutdown) = hub(&dir).await;
+    let base = serve(Router::new().route("/servicemanager/rest/CallManagementAPI/subscribe", post(handler))).await;
+    let _connector = NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), hub.clone(), shutdown.clone());
+    wait_until("every body to be served", async || *served.lock().unwrap() > bodies.len()).await;
+    hub_snapshot(&hub).await.unwrap();
+    let calls = all_history(&store).await.unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let leg = &calls[0].legs[0];
+    assert_eq!((leg.state, calls[0].end_cause), (LegState::Ended, Some(EndCause::Unknown)));
+    assert_eq!(calls[0].caller.number.as_deref(), Some("0299990000"));
+    let health = hub.connectors().await.unwrap().into_iter().find(|health| health.name == "nj").unwrap();
+    // Two bad entries, an unreadable body, a refusal, a non-list: five errors, none fatal.
+    assert_eq!(health.errors, 5, "{health:?}");
+    assert_eq!(health.state, "ready");
+    shutdown.cancel();
+}
+
+/// The demo's call center, busy, with everyone on one PBX.
+fn busy_center(seed: u64) -> Scenario {
+    Scenario { seed, ..Scenario::demo() }
+}
+
+#[tokio::test]
+async fn round_trip_through_the_face_with_every_fault_matches_the_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, shutdown) = hub(&dir).await;
+    let rates = FaultRates {
+        drop: 0.01,
+        server_error: 0.01,
+        timeout: 0.01,
+        duplicate: 0.05,
+        reorder: 0.05,
+        sequence_reset: 0.02,
+        slow: 0.03,
+        slow_ms: 50,
+        timeout_ms: 300,
+    };
+    let faults = Faults::new(21, rates);
+    let face = NoojeeFace::new(KEY, ("sim", "cc"), faults.clone(), None);
+    let base = serve(face.router()).await;
+    let start = callboard::hub::now_ms();
+    let mut pbx = Pbx::new(busy_center(21), "sim", "cc", start);
+    let extensions = pbx.extension_numbers();
+    let _connector = NoojeeConnector::start("nj", config(base, extensions, 2), hub.clone(), shutdown.clone());
+    let mut truth = LiveState::new(QueueSettings::default(), Default::default());
+    let absorb = |pbx: &mut Pbx, truth: &mut LiveState| {
+        let events = pbx.take_events();
+        for event in &events {
+            truth.apply(event);
+        }
+        face.absorb(&events);
+    };
+    absorb(&mut pbx, &mut truth);
+    let mut checkpoints = 0;
+    while pbx.tallies().iter().map(|(_, _, tally)| tally.offered).sum::<u32>() < 520 {
+        for _ in 0..120 {
+            let next = pbx.now() + 5_000;
+            pbx.advance_to(next);
+            absorb(&mut pbx, &mut truth);
+            // As in real time: the connector takes in each moment's changes before the next.
+            let mut waited = 0;
+            while !face.caught_up() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                waited += 1;
+                assert!(waited < 20_000, "the connector did not catch up within 20 s");
+            }
+        }
+        // A checkpoint every 10 simulated minutes.
+        let snapshot = hub_snapshot(&hub).await.unwrap();
+        let history = all_history(&store).await.unwrap();
+        let observed = NoojeeFace::observed_picture(&snapshot.extensions, &history);
+        face.truth_picture(&truth)
+            .compare(&observed, "hub")
+            .unwrap_or_else(|diff| panic!("checkpoint {checkpoints}: {diff}"));
+        checkpoints += 1;
+    }
+    for fault in Fault::ALL {
+        assert!(faults.count(fault) > 0, "{fault:?} was never injected: {:?}", faults.counts());
+    }
+    let (_, calls, _) = truth.views_all();
+    assert!(calls.len() >= 500, "at least 500 calls went through the face, got {}", calls.len());
+    println!("noojee round trip: {} calls, {checkpoints} checkpoints, faults {:?}", calls.len(), faults.counts());
+    shutdown.cancel();
+}
+
+/// Nobody calls in and nobody answers by themselves: calls happen when a test makes them.
+fn quiet() -> Scenario {
+    Scenario {
+        seed: 5,
+        agents: 3,
+        first_extension: 101,
+        queues: vec![QueuePlan { name: "Help".into(), calls_per_hour: 0.0, agents: vec![0, 1, 2] }],
+        talk_s: Spread { mean: 1e6, sd: 0.0 },
+        answer_after_s: (30.0, 31.0),
+        hold_probability: 0.0,
+        outbound_per_agent_hour: 0.0,
+        outbound_answer_probability: 1.0,
+        outbound_busy_probability: 0.0,
+        breaks_per_agent_hour: 0.0,
+        logouts_per_agent_hour: 0.0,
+        ..Scenario::demo()
+    }
+}
+
+#[tokio::test]
+async fn commands_reach_the_face_with_noojee_parameters_and_move_the_pbx() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _store, shutdown) = hub(&dir).await;
+    let pbx = Pbx::new(quiet(), "sim", "cc", callboard::hub::now_ms());
+    let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<Event>>(64);
+    let (sim, _task) =
+        runner::spawn(pbx, runner::SimClock::new(callboard::hub::now_ms(), 4.0), events, shutdown.clone());
+    let face = NoojeeFace::new(KEY, ("sim", "cc"), Faults::none(), Some(sim));
+    let absorbing = face.clone();
+    tokio::spawn(async move {
+        while let Some(batch) = receiver.recv().await {
+            absorbing.absorb(&batch);
+        }
+    });
+    let base = serve(face.router()).await;
+    let extensions = vec!["101".into(), "102".into(), "103".into()];
+    let connector = NoojeeConnector::start("nj", config(base, extensions, 2), hub.clone(), shutdown.clone());
+    let at_101 = ExtensionId::new("nj", "pbx", "101");
+    let command = |action: Action| Command { action, call: None, leg: None, extension: None, number: None };
+
+    let dialled = connector
+        .control(Command {
+            extension: Some(at_101.clone()),
+            number: Some("+61299990000".into()),
+            ..command(Action::Dial)
+        })
+        .await
+        .unwrap();
+    assert_eq!(dialled, "Dialling");
+    let (method, params) = face.commands().pop().unwrap();
+    assert_eq!(method, "dial");
+    assert_eq!(params["number"], "+61299990000");
+    assert_eq!(params["extenOrUniqueId"], "SIP/101");
+    assert_eq!(params["autoAnswer"], "Call-info:answer-after=0");
+    assert_eq!(params["monitored"], "yes");
+    assert!(!params.contains_key("apiKey"));
+
+    // The click-to-call rings extension 101 first; answer it from Callboard.
+    let mut channel = None;
+    wait_until("the click-to-call to ring at 101", async || {
+        let snapshot = hub_snapshot(&hub).await.unwrap();
+        channel = snapshot
+            .calls
+            .iter()
+            .find(|call| call.origin == Origin::ClickToCall && call.legs[0].state == LegState::Ringing)
+            .map(|call| call.id.clone());
+        channel.is_some()
+    })
+    .await;
+    let call = channel.unwrap();
+    connector.control(Command { call: Some(call.clone()), ..command(Action::Answer) }).await.unwrap();
+    let (method, params) = face.commands().pop().unwrap();
+    assert_eq!(
+        (method.as_str(), params["uniqueId"].as_str(), params["exten"].as_str()),
+        ("answer", call.native(), "101")
+    );
+    assert_eq!(params["answerString"], "Call-info:answer-after=0");
+    wait_until("the far end to answer", async || {
+        let snapshot = hub_snapshot(&hub).await.unwrap();
+        snapshot.calls.iter().any(|view| view.id == call && view.legs[0].state == LegState::Active)
+    })
+    .await;
+
+    connector.control(Command { call: Some(call.clone()), ..command(Action::RecordStart) }).await.unwrap();
+    let refused = connector.control(Command { call: Some(call.clone()), ..command(Action::RecordStart) }).await;
+    assert_eq!(refused, Err(CommandError::Refused("the call is already being recorded".into())));
+    let (method, params) = face.commands().pop().unwrap();
+    assert_eq!((method.as_str(), params["extenOrUniqueId"].as_str()), ("start", call.native()));
+
+    connector.control(Command { call: Some(call.clone()), ..command(Action::Hangup) }).await.unwrap();
+    wait_until("the hang-up to come back", async || {
+        let snapshot = hub_snapshot(&hub).await.unwrap();
+        snapshot.calls.iter().any(|view| view.id == call && view.end_cause == Some(EndCause::Normal))
+    })
+    .await;
+    let gone = connector.control(Command { call: Some(call.clone()), ..command(Action::Hangup) }).await;
+    assert!(matches!(gone, Err(CommandError::Refused(_))), "{gone:?}");
+    let hold = connector.capabilities().contains(&Action::Hold);
+    assert!(!hold, "Noojee has no hold, so the button must not show");
+    shutdown.cancel();
+}
