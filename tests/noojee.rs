@@ -183,32 +183,9 @@ async fn wrong_provider_data_is_counted_and_the_stream_goes_on() {
         format!(r#"{{"Data":{{"500":[{}],"501":"nonsense"}},"seq":"9","Code":0}}"#, good("1.1", "Sideways")),
         format!(r#"{{"Data":{{"500":[{}]}},"seq":12,"Code":0}}"#, good("1.1", "Hungup")),
     ];
-    // Serve them one after another, whatever was asked.
-    let served = Arc::new(Mutex::new(0usize));
-    let bodies = Arc::new(bodies);
-    let handler = {
-        let (served, bodies) = (served.clone(), bodies.clone());
-        move || {
-            let (served, bodies) = (served.clone(), bodies.clone());
-            async move {
-                let body = {
-                    let mut index = served.lock().unwrap();
-                    *index += 1;
-                    bodies.get(*index - 1).cloned()
-                };
-                match body {
-                    Some(body) => body,
-                    None => {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        r#"{"Data":{},"seq":12,"Code":0}"#.to_owned()
-                    }
-                }
-            }
-        }
-    };
     let dir = tempfile::tempdir().unwrap();
     let (hub, store, shutdown) = hub(&dir).await;
-    let base = serve(Router::new().route("/servicemanager/rest/CallManagementAPI/subscribe", post(handler))).await;
+    let (base, served) = serve_in_order(bodies.clone(), 12).await;
     let _connector = NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), hub.clone(), shutdown.clone());
     wait_until("every body to be served", async || *served.lock().unwrap() > bodies.len()).await;
     hub_snapshot(&hub).await.unwrap();
@@ -221,6 +198,64 @@ async fn wrong_provider_data_is_counted_and_the_stream_goes_on() {
     // Two bad entries, an unreadable body, a refusal, a non-list: five errors, none fatal.
     assert_eq!(health.errors, 5, "{health:?}");
     assert_eq!(health.state, "ready");
+    shutdown.cancel();
+}
+
+/// Serves `bodies` to successive subscribe requests whatever they ask, then empty responses
+/// with `idle_seq`; returns the base URL and how many requests were answered.
+async fn serve_in_order(bodies: Vec<String>, idle_seq: u64) -> (String, Arc<Mutex<usize>>) {
+    let served = Arc::new(Mutex::new(0usize));
+    let bodies = Arc::new(bodies);
+    let handler = {
+        let served = served.clone();
+        move || {
+            let (served, bodies) = (served.clone(), bodies.clone());
+            async move {
+                let body = {
+                    let mut index = served.lock().unwrap();
+                    *index += 1;
+                    bodies.get(*index - 1).cloned()
+                };
+                match body {
+                    Some(body) => body,
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        format!(r#"{{"Data":{{}},"seq":{idle_seq},"Code":0}}"#)
+                    }
+                }
+            }
+        }
+    };
+    let base = serve(Router::new().route("/servicemanager/rest/CallManagementAPI/subscribe", post(handler))).await;
+    (base, served)
+}
+
+fn ringing(unique: &str) -> String {
+    format!(
+        r#"{{"CallData":{{"canAnswer":true,"callerId":"0299990000","uniqueCallId":"{unique}","callStartTime":"","isQueueCall":false,"isClickToDialCall":false,"inbound":true,"status":"Ringing"}},"CallID":1,"Code":0}}"#
+    )
+}
+
+#[tokio::test]
+async fn a_pbx_that_restarts_its_numbering_is_resynced_and_reconciled() {
+    let bodies = vec![
+        format!(r#"{{"Data":{{"500":[{}]}},"seq":10,"Code":0}}"#, ringing("1.1")),
+        // The PBX restarted: its seq is below ours. What it says now cannot be trusted...
+        format!(r#"{{"Data":{{"500":[{}]}},"seq":3,"Code":0}}"#, ringing("9.9")),
+        // ...so the connector asks again with 0, and 1.1 is gone from the current state.
+        format!(r#"{{"Data":{{"500":[{}]}},"seq":4,"Code":0}}"#, ringing("2.2")),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, shutdown) = hub(&dir).await;
+    let (base, served) = serve_in_order(bodies, 4).await;
+    let _connector = NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), hub.clone(), shutdown.clone());
+    wait_until("every body to be served", async || *served.lock().unwrap() > 3).await;
+    hub_snapshot(&hub).await.unwrap();
+    let calls: HashMap<String, Call> =
+        all_history(&store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect();
+    assert_eq!(calls["1.1"].end_cause, Some(EndCause::Unknown), "ended while we were away");
+    assert_eq!(calls["2.2"].legs[0].state, LegState::Ringing);
+    assert!(!calls.contains_key("9.9"), "the response that showed the restart is not trusted");
     shutdown.cancel();
 }
 
