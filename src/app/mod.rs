@@ -1,8 +1,12 @@
 //! The Leptos app: the page shell, the top bar and the three screens.
 
+pub mod clock;
 pub mod connection;
+pub mod desk;
+pub mod format;
 pub mod live;
-pub mod pages;
+pub mod queues;
+pub mod wallboard;
 
 use connection::{provide_connection, ConnectionBadge};
 use leptos::prelude::*;
@@ -41,6 +45,7 @@ pub fn App() -> impl IntoView {
     let store = LiveStore::new();
     provide_context(store);
     provide_connection(store);
+    clock::provide_clock(store);
 
     view! {
         <Stylesheet id="leptos" href="/pkg/callboard.css"/>
@@ -49,21 +54,24 @@ pub fn App() -> impl IntoView {
             <TopBar/>
             <main class="p-4">
                 <Routes fallback=|| view! { <p class="text-slate-400">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=pages::Wallboard/>
-                    <Route path=StaticSegment("queues") view=pages::Queues/>
-                    <Route path=StaticSegment("desk") view=pages::AgentDesk/>
+                    <Route path=StaticSegment("") view=wallboard::Wallboard/>
+                    <Route path=StaticSegment("queues") view=queues::Queues/>
+                    <Route path=StaticSegment("desk") view=desk::AgentDesk/>
                 </Routes>
             </main>
         </Router>
     }
 }
 
-/// Navigation between the screens, and the connection badge always in sight.
+/// Navigation between the screens, and the connection badge always in sight; hidden in kiosk
+/// mode (`?kiosk`), where a wall screen shows nothing but the board.
 #[component]
 fn TopBar() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let kiosk = move || query.with(|query| query.get("kiosk").is_some());
     let link = "rounded px-3 py-1.5 text-slate-300 hover:bg-slate-800 hover:text-white aria-[current=page]:bg-slate-800 aria-[current=page]:text-white";
     view! {
-        <header class="flex items-center gap-4 border-b border-slate-800 bg-slate-900 px-4 py-2">
+        <header class=move || if kiosk() { "hidden" } else { "flex items-center gap-4 border-b border-slate-800 bg-slate-900 px-4 py-2" }>
             <span class="flex items-center gap-2 font-semibold tracking-tight text-white">
                 <img src="/favicon.svg" alt="" class="h-6 w-6"/>
                 "Callboard"

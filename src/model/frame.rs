@@ -22,6 +22,9 @@ pub struct ConnectorHealth {
     pub errors: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The commands this provider can carry out: the desk shows only these buttons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<super::command::Action>,
 }
 
 /// Everything the browser shows, as of one sequence number.

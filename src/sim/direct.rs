@@ -34,7 +34,13 @@ const ALL_ACTIONS: [Action; 12] = [
 /// duplicates and reordering only make sense here, as there is no resync to recover a drop),
 /// and keeps the connector's health current. Returns when the simulation stops.
 pub async fn feed_hub(name: String, mut events: mpsc::Receiver<Vec<Event>>, hub: Hub, faults: Arc<Faults>) {
-    let mut health = ConnectorHealth { name, kind: "demo".into(), state: "ready".into(), ..ConnectorHealth::default() };
+    let mut health = ConnectorHealth {
+        name,
+        kind: "demo".into(),
+        state: "ready".into(),
+        capabilities: ALL_ACTIONS.to_vec(),
+        ..ConnectorHealth::default()
+    };
     let _ = hub.report_health(health.clone()).await;
     let mut reported = std::time::Instant::now();
     while let Some(batch) = events.recv().await {

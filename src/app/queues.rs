@@ -1,0 +1,225 @@
+//! What a supervisor watches: a card per queue with today's figures, amber and red from the
+//! queue's thresholds, the callers waiting now with live timers, and each figure's formula.
+
+use super::clock::{duration_text, Clock};
+use super::format;
+use super::live::LiveStore;
+use crate::model::{Queue, QueueSettings};
+use leptos::prelude::*;
+
+/// A figure's level against its amber and red limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Normal,
+    Amber,
+    Red,
+}
+
+impl Level {
+    /// `higher_is_worse`: waiting and waits; otherwise lower is worse (service level).
+    pub fn of(value: f64, amber: f64, red: f64, higher_is_worse: bool) -> Self {
+        let past = |limit: f64| if higher_is_worse { value >= limit } else { value < limit };
+        if past(red) {
+            Level::Red
+        } else if past(amber) {
+            Level::Amber
+        } else {
+            Level::Normal
+        }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            Level::Normal => "text-slate-100",
+            Level::Amber => "text-amber-300",
+            Level::Red => "text-rose-400",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Level::Normal => "normal",
+            Level::Amber => "amber",
+            Level::Red => "red",
+        }
+    }
+}
+
+/// The formulas, as the help popovers show them (and `src/model/queue.rs` documents them).
+fn formula(figure: &str, settings: &QueueSettings) -> String {
+    match figure {
+        "waiting" => "Callers in the queue now.".into(),
+        "longest" => "Now minus the join time of the caller waiting longest.".into(),
+        "sl" => format!(
+            "Answered within {} s ÷ (answered + abandoned − short abandons), since the daily reset at {} {}.",
+            settings.service_level_s, settings.reset_time, settings.time_zone
+        ),
+        "offered" => "Answered + abandoned + other + waiting, since the daily reset.".into(),
+        "answered" => "Callers who left the queue answered by an agent.".into(),
+        "abandoned" => format!(
+            "Callers who hung up while waiting; short abandons (under {} s) are counted apart and left out of the service level.",
+            settings.short_abandon_s
+        ),
+        "short" => format!("Abandons within {} s, before anyone could have answered.", settings.short_abandon_s),
+        "wait" => "Mean wait of answered callers (average speed of answer).".into(),
+        "talk" => "Mean talk time of answered calls that have ended.".into(),
+        _ => "Agents who serve this queue, by what they are doing now.".into(),
+    }
+}
+
+#[component]
+pub fn Queues() -> impl IntoView {
+    let store = expect_context::<LiveStore>();
+    let cards = move || store.queues.with(|map| map.iter().map(|(id, queue)| (id.clone(), *queue)).collect::<Vec<_>>());
+    view! {
+        <section data-page="queues">
+            <h1 class="text-xl font-semibold">"Queues"</h1>
+            <Show when=move || store.queues.with(|map| map.is_empty())>
+                <p class="mt-2 text-slate-400">"No queues yet: this provider reports none, or no event has arrived."</p>
+            </Show>
+            <div class="mt-2 grid grid-cols-[repeat(auto-fill,minmax(22rem,1fr))] gap-3">
+                <For each=cards key=|(id, _)| id.clone() let((_, queue))>
+                    <QueueCard queue/>
+                </For>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+fn QueueCard(queue: RwSignal<Queue>) -> impl IntoView {
+    let clock = expect_context::<Clock>();
+    let id = queue.with_untracked(|queue| queue.id.to_string());
+    let slug = StoredValue::new(id.replace(['/', '.', ' '], "-"));
+    let settings = move || queue.with(|queue| queue.settings.clone());
+    let figures = move || queue.with(|queue| queue.figures.clone());
+    let waiting_level = move || {
+        let (figures, settings) = (figures(), settings());
+        let limits = settings.thresholds.waiting;
+        Level::of(f64::from(figures.waiting), limits.amber, limits.red, true)
+    };
+    let longest_ms = move || figures().longest_waiting_since.map(|since| clock.now.get() - since);
+    let longest_level = move || {
+        let limits = settings().thresholds.longest_wait_s;
+        longest_ms().map_or(Level::Normal, |ms| Level::of(ms as f64 / 1000.0, limits.amber, limits.red, true))
+    };
+    let service_level = move || figures().service_level_pct;
+    let service_level_level = move || {
+        let limits = settings().thresholds.service_level_pct;
+        service_level().map_or(Level::Normal, |level| Level::of(level, limits.amber, limits.red, false))
+    };
+    let help = move |figure: &'static str| {
+        let popover = format!("help-{}-{figure}", slug.get_value());
+        view! {
+            <button
+                type="button"
+                popovertarget=popover.clone()
+                class="ml-1 inline-flex h-4 w-4 items-center justify-center rounded-full bg-slate-700 text-[10px] text-slate-200"
+                aria-label="How this is counted"
+            >
+                "?"
+            </button>
+            <div popover="auto" id=popover class="max-w-xs rounded-lg bg-slate-800 p-3 text-sm text-slate-100 shadow-xl" data-help=figure>
+                {move || formula(figure, &settings())}
+            </div>
+        }
+    };
+    let stat = move |label: &'static str, figure: &'static str, value: Signal<String>| {
+        view! {
+            <div>
+                <div class="whitespace-nowrap text-[11px] text-slate-400">{label}{help(figure)}</div>
+                <div class="whitespace-nowrap text-base font-semibold tabular-nums" data-figure=figure>{value}</div>
+            </div>
+        }
+    };
+    let optional_ms = |value: Option<i64>| value.map_or_else(|| "—".to_owned(), duration_text);
+    view! {
+        <div data-queue=id class="rounded-lg border border-slate-700 bg-slate-900 p-3">
+            <div class="flex items-baseline justify-between">
+                <div class="text-lg font-semibold">{move || queue.with(|q| q.name.clone())}</div>
+                <div class="text-xs text-slate-400">
+                    {move || {
+                        let agents = figures().agents;
+                        format!("{} available · {} busy · {} break · {} out", agents.available, agents.busy, agents.on_break, agents.logged_out)
+                    }}
+                    {help("agents")}
+                </div>
+            </div>
+            <div class="mt-2 grid grid-cols-3 gap-2">
+                <div>
+                    <div class="text-xs text-slate-400">"Waiting"{help("waiting")}</div>
+                    <div
+                        class=move || format!("text-4xl font-bold tabular-nums {}", waiting_level().class())
+                        data-figure="waiting"
+                        data-level=move || waiting_level().name()
+                    >
+                        {move || figures().waiting}
+                    </div>
+                </div>
+                <div>
+                    <div class="text-xs text-slate-400">"Longest wait"{help("longest")}</div>
+                    <div
+                        class=move || format!("text-2xl font-semibold tabular-nums {}", longest_level().class())
+                        data-figure="longest"
+                        data-level=move || longest_level().name()
+                    >
+                        {move || optional_ms(longest_ms())}
+                    </div>
+                </div>
+                <div>
+                    <div class="text-xs text-slate-400">"Service level"{help("sl")}</div>
+                    <div
+                        class=move || format!("text-2xl font-semibold tabular-nums {}", service_level_level().class())
+                        data-figure="sl"
+                        data-level=move || service_level_level().name()
+                    >
+                        {move || service_level().map_or_else(|| "—".to_owned(), |level| format!("{level:.0}%"))}
+                    </div>
+                    <div class="mt-1 h-1.5 rounded bg-slate-700" role="meter" aria-label="Service level">
+                        <div
+                            class="h-1.5 rounded bg-emerald-400"
+                            style=move || format!("width: {:.0}%", service_level().unwrap_or(0.0).clamp(0.0, 100.0))
+                        ></div>
+                    </div>
+                </div>
+            </div>
+            <div class="mt-3 grid grid-cols-6 gap-1">
+                {stat("Offered", "offered", Signal::derive(move || figures().offered.to_string()))}
+                {stat("Answered", "answered", Signal::derive(move || figures().answered.to_string()))}
+                {stat("Abandoned", "abandoned", Signal::derive(move || figures().abandoned.to_string()))}
+                {stat("Short", "short", Signal::derive(move || figures().abandoned_short.to_string()))}
+                {stat("Avg wait", "wait", Signal::derive(move || optional_ms(figures().avg_wait_ms)))}
+                {stat("Avg talk", "talk", Signal::derive(move || optional_ms(figures().avg_talk_ms)))}
+            </div>
+            <ul class="mt-3 space-y-1 text-sm" aria-label="Callers waiting">
+                <For
+                    each=move || queue.with(|queue| queue.waiting.clone())
+                    key=|entry| entry.call.clone()
+                    let(entry)
+                >
+                    <li class="flex justify-between rounded bg-slate-800 px-2 py-1" data-waiting=entry.call.to_string()>
+                        <span>{format::party(&entry.caller)}</span>
+                        <span class="tabular-nums">
+                            {move || entry.joined_at.map_or_else(String::new, |joined| duration_text(clock.now.get() - joined))}
+                        </span>
+                    </li>
+                </For>
+            </ul>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_the_thresholds_in_both_directions() {
+        assert_eq!(Level::of(2.0, 3.0, 6.0, true), Level::Normal);
+        assert_eq!(Level::of(3.0, 3.0, 6.0, true), Level::Amber);
+        assert_eq!(Level::of(7.0, 3.0, 6.0, true), Level::Red);
+        assert_eq!(Level::of(85.0, 80.0, 60.0, false), Level::Normal);
+        assert_eq!(Level::of(70.0, 80.0, 60.0, false), Level::Amber);
+        assert_eq!(Level::of(50.0, 80.0, 60.0, false), Level::Red);
+    }
+}
