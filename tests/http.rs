@@ -192,3 +192,36 @@ async fn commands_are_routed_by_provider_and_capability() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["error"].as_str().unwrap().contains("does not allow"), "{body}");
 }
+
+#[tokio::test]
+async fn contacts_import_look_up_by_any_spelling_and_delete() {
+    let app = router(state().await);
+    let send = |request: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap_or(serde_json::Value::Null))
+        }
+    };
+    let csv = "name,number\nJane Citizen,(02) 9999 0000\nNobody,xx\n";
+    let (status, body) = send(Request::post("/api/v1/contacts/import").body(Body::from(csv)).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["imported"], 1);
+    assert_eq!(body["skipped"][0], "line 3: \"xx\" is not a phone number");
+    let (_, found) = send(Request::get("/api/v1/contacts?number=%2B61299990000").body(Body::empty()).unwrap()).await;
+    assert_eq!(found[0]["name"], "Jane Citizen");
+    let (_, none) = send(Request::get("/api/v1/contacts?number=0299990001").body(Body::empty()).unwrap()).await;
+    assert_eq!(none, serde_json::json!([]));
+    let id = found[0]["id"].as_i64().unwrap();
+    let delete = || Request::delete(format!("/api/v1/contacts/{id}")).body(Body::empty()).unwrap();
+    assert_eq!(send(delete()).await.0, StatusCode::OK);
+    assert_eq!(send(delete()).await.0, StatusCode::NOT_FOUND);
+    let bad = Request::post("/api/v1/contacts").header(header::CONTENT_TYPE, "application/json");
+    let (status, body) = send(bad.body(Body::from(r#"{"name":"","number":"0299990000"}"#)).unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("a contact needs a name of at most 200 characters"))
+    );
+}

@@ -90,6 +90,13 @@ test("the desk pops a ringing call within a second and answers and hangs up thro
   await page.locator("[data-extension-picker]").selectOption(free.id);
   await expect(page.locator("[data-no-call]")).toBeVisible();
 
+  // The number dialled is a contact: the pop names them and links to the CRM.
+  const imported = await page.request.post(server.url + "/api/v1/contacts/import", {
+    headers: { "content-type": "text/csv" },
+    data: "name,number,company\nJane Citizen,02 9999 0000,ACME\n",
+  });
+  expect(await imported.json()).toEqual({ imported: 1, skipped: [] });
+
   // A click-to-call rings the agent's own phone first: that is the call that pops.
   const dialled = await page.request.post(server.url + "/api/v1/commands", {
     data: { action: "dial", extension: free.id, number: "+61299990000" },
@@ -97,6 +104,11 @@ test("the desk pops a ringing call within a second and answers and hangs up thro
   expect(dialled.status()).toBe(200);
   await expect(page.locator("[data-call]")).toBeVisible({ timeout: 1_000 });
   await expect(page.locator("[data-pop-number]")).toHaveText("+61 2 9999 0000");
+  await expect(page.locator("[data-pop-party]")).toHaveText("Jane Citizen");
+  await expect(page.locator("[data-crm]")).toHaveAttribute(
+    "href",
+    "https://crm.example.com/search?q=%2B61299990000&name=Jane%20Citizen",
+  );
 
   await page.keyboard.press("a");
   await expect(page.locator("[data-progress]")).toHaveAttribute("data-progress", "done");

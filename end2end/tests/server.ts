@@ -46,6 +46,7 @@ export class CallboardServer {
         ...process.env,
         CALLBOARD_SERVER_ADDR: `127.0.0.1:${this.port}`,
         CALLBOARD_STORE_PATH: path.join(this.dataDir, "callboard.db"),
+        CALLBOARD_DESK_CRM_URL: "https://crm.example.com/search?q={number}&name={name}",
         LEPTOS_OUTPUT_NAME: "callboard",
         LEPTOS_SITE_ROOT: siteRoot,
         LEPTOS_SITE_PKG_DIR: "pkg",

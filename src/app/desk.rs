@@ -3,9 +3,10 @@
 
 use super::clock::{duration_text, Clock};
 use super::format;
+use super::http::{encode, get_json, send, Body};
 use super::live::LiveStore;
 use super::wallboard::{calls_by_extension, queue_name};
-use crate::model::{Action, Call, CallId, Command, ExtensionId, LegState};
+use crate::model::{Action, Call, CallId, Command, Contact, ExtensionId, LegState};
 use leptos::prelude::*;
 
 /// Where the browser remembers the agent's extension until sign-in exists.
@@ -23,23 +24,8 @@ pub enum Progress {
 
 /// Sends a command to `/api/v1/commands`; the result comes back as the provider's words.
 pub async fn send_command(command: Command) -> Result<String, String> {
-    #[cfg(feature = "hydrate")]
-    {
-        let request = gloo_net::http::Request::post("/api/v1/commands").json(&command).map_err(|e| e.to_string())?;
-        let response = request.send().await.map_err(|error| format!("Callboard could not be reached: {error}"))?;
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let text = |key: &str| body.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
-        if response.ok() {
-            Ok(text("outcome").unwrap_or_else(|| "done".into()))
-        } else {
-            Err(text("error").unwrap_or_else(|| format!("HTTP {}", response.status())))
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = command;
-        Err("commands are sent from the browser".into())
-    }
+    let answer: serde_json::Value = send("POST", "/api/v1/commands", Body::Json(&command)).await?;
+    Ok(answer.get("outcome").and_then(serde_json::Value::as_str).unwrap_or("done").to_owned())
 }
 
 fn load_extension() -> Option<String> {
@@ -148,11 +134,12 @@ pub fn AgentDesk() -> impl IntoView {
             </label>
             <Show when=move || chosen.get().is_some()>
                 {move || match call.get() {
-                    Some(call) => view! { <ScreenPop call chosen act_on_call progress/> }.into_any(),
+                    Some(call) => view! { <ScreenPop call chosen act_on_call run progress/> }.into_any(),
                     None => view! { <p class="mt-4 text-slate-400" data-no-call="">"No call at this extension."</p> }.into_any(),
                 }}
                 <DialPad chosen run/>
                 <ProgressLine progress/>
+                <Contacts chosen run/>
             </Show>
         </section>
     }
@@ -164,6 +151,7 @@ fn ScreenPop(
     call: RwSignal<Call>,
     chosen: RwSignal<Option<ExtensionId>>,
     act_on_call: impl Fn(Action) + Copy + Send + Sync + 'static,
+    run: impl Fn(Command) + Copy + Send + Sync + 'static,
     progress: RwSignal<Progress>,
 ) -> impl IntoView {
     let store = expect_context::<LiveStore>();
@@ -193,6 +181,48 @@ fn ScreenPop(
         })
     };
     let can = move |action: Action| capabilities().contains(&action);
+    let number = Memo::new(move |_| other().number);
+    let contact = LocalResource::new(move || {
+        let number = number.get();
+        async move {
+            let url = format!("/api/v1/contacts?number={}", encode(&number?));
+            get_json::<Vec<Contact>>(&url).await.ok()?.into_iter().next()
+        }
+    });
+    let id: CallId = call.with_untracked(|call| call.id.clone());
+    let this_call = id.clone();
+    let history = LocalResource::new(move || {
+        let (number, this_call) = (number.get(), this_call.clone());
+        async move {
+            let Some(number) = number else { return Vec::new() };
+            let url = format!("/api/v1/calls?number={}&limit=6", encode(&number));
+            let calls = get_json::<Vec<Call>>(&url).await.unwrap_or_default();
+            calls.into_iter().filter(|call| call.id != this_call).take(5).collect::<Vec<_>>()
+        }
+    });
+    let crm = LocalResource::new(|| async {
+        let settings = get_json::<serde_json::Value>("/api/v1/desk").await.ok()?;
+        settings.get("crm_url")?.as_str().filter(|url| !url.is_empty()).map(str::to_owned)
+    });
+    let name = move || other().name.or_else(|| contact.get().flatten().map(|contact| contact.name));
+    let call_id = id.clone();
+    let crm_link = move || {
+        let template = crm.get().flatten()?;
+        let number = other().number.unwrap_or_default();
+        Some(
+            template
+                .replace("{number}", &encode(&number))
+                .replace("{name}", &encode(&name().unwrap_or_default()))
+                .replace("{call_id}", &encode(call_id.as_str())),
+        )
+    };
+    let target = RwSignal::new(String::new());
+    let transfer = move |action: Action| {
+        let (Some(extension), number) = (chosen.get_untracked(), target.get_untracked()) else { return };
+        let call = Some(call.with_untracked(|call| call.id.clone()));
+        let number = (!number.trim().is_empty()).then(|| number.trim().to_owned());
+        run(Command { action, call, leg: None, extension: Some(extension), number });
+    };
     let button = move |action: Action, label: &'static str, shown: Signal<bool>| {
         view! {
             <Show when=move || shown.get() && can(action)>
@@ -211,7 +241,7 @@ fn ScreenPop(
     let state_is =
         move |states: &'static [LegState]| Signal::derive(move || my_leg_state().is_some_and(|s| states.contains(&s)));
     let live = Signal::derive(move || call.with(|call| call.ended_at.is_none()));
-    let id: CallId = call.with_untracked(|call| call.id.clone());
+    let answered = state_is(&[LegState::Active, LegState::Held]);
     view! {
         <div data-call=id.to_string() class="mt-4 rounded-lg border border-amber-400/60 bg-slate-900 p-4">
             <div class="flex items-baseline justify-between">
@@ -219,9 +249,10 @@ fn ScreenPop(
                     <div class="text-2xl font-semibold tabular-nums" data-pop-number="">
                         {move || other().number.map(|number| format::phone_number(&number)).unwrap_or_else(|| "Unknown number".into())}
                     </div>
-                    <div class="text-lg text-slate-300" data-pop-party="">
-                        {move || other().name.unwrap_or_default()}
-                    </div>
+                    <div class="text-lg text-slate-300" data-pop-party="">{move || name().unwrap_or_default()}</div>
+                    {move || crm_link().map(|href| view! {
+                        <a href=href target="_blank" rel="noopener" class="text-sm text-sky-300 underline" data-crm="">"Open in CRM"</a>
+                    })}
                 </div>
                 <div class="text-right text-sm text-slate-300">
                     <div>{move || call.with(|call| format!("{} {:?}", format::direction_arrow(call.direction), call.direction))}</div>
@@ -245,7 +276,145 @@ fn ScreenPop(
                 {button(Action::RecordResume, "Resume recording", state_is(&[LegState::Active, LegState::Held]))}
                 {button(Action::RecordStop, "Stop recording", state_is(&[LegState::Active, LegState::Held]))}
             </div>
+            <Show when=move || answered.get() && [Action::BlindTransfer, Action::Consult].iter().any(|action| can(*action))>
+                <div class="mt-3 flex flex-wrap items-center gap-2">
+                    <input
+                        data-transfer-number=""
+                        class="w-36 rounded bg-slate-800 px-2 py-1 tabular-nums"
+                        placeholder="Transfer to"
+                        prop:value=move || target.get()
+                        on:input=move |event| target.set(event_target_value(&event))
+                    />
+                    <Show when=move || can(Action::BlindTransfer)>
+                        <button type="button" data-action="blind_transfer" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::BlindTransfer)>"Blind transfer"</button>
+                    </Show>
+                    <Show when=move || can(Action::Consult)>
+                        <button type="button" data-action="consult" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::Consult)>"Consult"</button>
+                    </Show>
+                    <Show when=move || can(Action::CompleteTransfer)>
+                        <button type="button" data-action="complete_transfer" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::CompleteTransfer)>"Complete transfer"</button>
+                    </Show>
+                </div>
+            </Show>
+            <div class="mt-3 text-sm" data-previous-calls="">
+                <div class="text-slate-400">"Previous calls with this number"</div>
+                {move || {
+                    let calls = history.get().unwrap_or_default();
+                    if calls.is_empty() {
+                        return view! { <p class="text-slate-500">"None."</p> }.into_any();
+                    }
+                    view! {
+                        <ul>
+                            {calls.into_iter().map(|call| view! { <PreviousCall call/> }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+            </div>
         </div>
+    }
+}
+
+/// One earlier call with the same number: when, and how it ended.
+#[component]
+fn PreviousCall(call: Call) -> impl IntoView {
+    let clock = expect_context::<Clock>();
+    let ended = call.end_cause.map(|cause| format!("{cause:?}").to_lowercase()).unwrap_or_else(|| "in progress".into());
+    let answered = if call.answered_at.is_some() { "answered" } else { "not answered" };
+    view! {
+        <li class="flex justify-between border-b border-slate-800 py-0.5">
+            <span>{move || format!("{} ago", duration_text(clock.now.get() - call.started_at))}</span>
+            <span class="text-slate-400">{format!("{answered}, {ended}")}</span>
+        </li>
+    }
+}
+
+/// The contact list: dial from it, add to it, import a CSV into it.
+#[component]
+fn Contacts(
+    chosen: RwSignal<Option<ExtensionId>>,
+    run: impl Fn(Command) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let version = RwSignal::new(0u32);
+    let contacts = LocalResource::new(move || {
+        version.track();
+        async move { get_json::<Vec<Contact>>("/api/v1/contacts").await }
+    });
+    let (name, number, csv, message) = (
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+        RwSignal::new(String::new()),
+    );
+    let add = move || {
+        let contact = Contact { id: 0, name: name.get_untracked(), number: number.get_untracked(), company: None };
+        leptos::task::spawn_local(async move {
+            match send::<Contact>("POST", "/api/v1/contacts", Body::Json(&contact)).await {
+                Ok(saved) => {
+                    message.set(format!("Saved {}", saved.name));
+                    name.set(String::new());
+                    number.set(String::new());
+                    version.update(|v| *v += 1);
+                }
+                Err(words) => message.set(words),
+            }
+        });
+    };
+    let import = move || {
+        let text = csv.get_untracked();
+        leptos::task::spawn_local(async move {
+            match send::<serde_json::Value>("POST", "/api/v1/contacts/import", Body::<()>::Text(text)).await {
+                Ok(result) => {
+                    let skipped = result["skipped"].as_array().map_or(0, Vec::len);
+                    message.set(format!("Imported {}, skipped {skipped}", result["imported"]));
+                    csv.set(String::new());
+                    version.update(|v| *v += 1);
+                }
+                Err(words) => message.set(words),
+            }
+        });
+    };
+    let remove = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            match send::<serde_json::Value>("DELETE", &format!("/api/v1/contacts/{id}"), Body::<()>::Empty).await {
+                Ok(_) => version.update(|v| *v += 1),
+                Err(words) => message.set(words),
+            }
+        });
+    };
+    let dial = move |to: String| {
+        if let Some(extension) = chosen.get_untracked() {
+            run(Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(to) });
+        }
+    };
+    let input = "rounded bg-slate-800 px-2 py-1";
+    view! {
+        <section class="mt-6" data-contacts="">
+            <h2 class="text-lg font-semibold">"Contacts"</h2>
+            <ul class="mt-2 text-sm">
+                {move || contacts.get().and_then(Result::ok).unwrap_or_default().into_iter().map(|contact| {
+                    let (to, id) = (contact.number.clone(), contact.id);
+                    view! {
+                        <li class="flex items-center gap-2 border-b border-slate-800 py-1" data-contact=contact.number.clone()>
+                            <span class="flex-1">{contact.name.clone()}</span>
+                            <span class="tabular-nums text-slate-300">{format::phone_number(&contact.number)}</span>
+                            <button type="button" class="rounded bg-emerald-800 px-2 text-xs" on:click=move |_| dial(to.clone())>"Call"</button>
+                            <button type="button" class="rounded bg-slate-700 px-2 text-xs" on:click=move |_| remove(id)>"Delete"</button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <form class="mt-2 flex gap-2" on:submit=move |event| { event.prevent_default(); add(); }>
+                <input class=input placeholder="Name" data-contact-name="" prop:value=move || name.get() on:input=move |e| name.set(event_target_value(&e))/>
+                <input class=input placeholder="Number" data-contact-number="" prop:value=move || number.get() on:input=move |e| number.set(event_target_value(&e))/>
+                <button type="submit" class="rounded bg-slate-700 px-3 text-sm">"Add"</button>
+            </form>
+            <details class="mt-2 text-sm">
+                <summary class="cursor-pointer text-slate-300">"Import CSV (name, number, company)"</summary>
+                <textarea class="mt-1 h-24 w-full rounded bg-slate-800 p-2 font-mono text-xs" data-contact-csv="" prop:value=move || csv.get() on:input=move |e| csv.set(event_target_value(&e))></textarea>
+                <button type="button" class="rounded bg-slate-700 px-3 py-1 text-sm" on:click=move |_| import()>"Import"</button>
+            </details>
+            <p class="mt-1 text-sm text-slate-300" data-contacts-message="">{move || message.get()}</p>
+        </section>
     }
 }
 

@@ -55,38 +55,14 @@ pub fn agent_status(status: &AgentStatus) -> String {
     }
 }
 
-/// A number in E.164 when it can be made so (Australian national numbers get +61), for
-/// matching the same caller however a provider wrote the number.
-pub fn e164(number: &str) -> Option<String> {
-    let trimmed = number.trim();
-    let digits: String = trimmed.chars().filter(|c| c.is_ascii_digit()).collect();
-    if digits.len() < 6 {
-        return None;
-    }
-    if trimmed.starts_with('+') {
-        return Some(format!("+{digits}"));
-    }
-    if let Some(international) = digits.strip_prefix("0011") {
-        return Some(format!("+{international}"));
-    }
-    if let Some(national) = digits.strip_prefix('0') {
-        return Some(format!("+61{national}"));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn numbers_read_in_blocks_and_normalize_to_e164() {
+    fn numbers_read_in_blocks() {
         assert_eq!(phone_number("+61299990000"), "+61 2 9999 0000");
         assert_eq!(phone_number("+61412345678"), "+61 412 345 678");
         assert_eq!(phone_number("201"), "201");
-        assert_eq!(e164("02 9999 0000").as_deref(), Some("+61299990000"));
-        assert_eq!(e164("+61 2 9999 0000").as_deref(), Some("+61299990000"));
-        assert_eq!(e164("0011 44 20 7946 0000").as_deref(), Some("+442079460000"));
-        assert_eq!(e164("201"), None);
     }
 }

@@ -4,6 +4,7 @@ pub mod clock;
 pub mod connection;
 pub mod desk;
 pub mod format;
+pub mod http;
 pub mod live;
 pub mod queues;
 pub mod wallboard;

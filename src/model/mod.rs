@@ -7,6 +7,7 @@ pub mod event;
 pub mod extension;
 pub mod frame;
 pub mod ids;
+pub mod phone;
 pub mod queue;
 pub mod state;
 
@@ -16,5 +17,6 @@ pub use event::{Event, EventKind, ExtensionReport, LegReport, QueueOutcome};
 pub use extension::{AgentStatus, BreakReason, Extension, Presence};
 pub use frame::{Change, ConnectorHealth, Frame, Snapshot};
 pub use ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
+pub use phone::{e164, Contact};
 pub use queue::{Queue, QueueEntry, QueueFigures, QueueSettings};
 pub use state::{LiveState, Outcome};

@@ -18,6 +18,13 @@ pub fn routes() -> Router<AppState> {
         .route("/calls", get(calls))
         .route("/connectors", get(connectors))
         .route("/commands", post(command))
+        .route("/desk", get(desk))
+        .merge(super::contacts::routes())
+}
+
+/// What the desk needs from the configuration: the CRM link template.
+async fn desk(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "crm_url": state.config.desk.crm_url }))
 }
 
 /// An API failure; the client sees clear text, the log sees the details.
@@ -29,6 +36,8 @@ pub enum ApiError {
     Refused(String),
     #[error("{0}")]
     Upstream(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("the live state is not available right now")]
     Unavailable,
     #[error("call history is not available right now")]
@@ -47,6 +56,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if let ApiError::Store(error) = &self {

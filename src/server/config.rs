@@ -28,6 +28,17 @@ pub struct Config {
     /// The demo call center, used when no provider is configured.
     #[serde(default)]
     pub demo: DemoConfig,
+    #[serde(default)]
+    pub desk: DeskConfig,
+}
+
+/// `[desk]`: the agent desk's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeskConfig {
+    /// A CRM link for the screen pop; `{number}`, `{name}` and `{call_id}` are filled in
+    /// (URL-encoded). Empty: no link.
+    pub crm_url: String,
 }
 
 /// `[demo]`: how the simulated call center of demo mode runs.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod contacts;
 pub mod router;
 pub mod shutdown;
 pub mod telemetry;

@@ -3,6 +3,8 @@
 //! SQLite in WAL mode behind a small interface, so PostgreSQL can follow when one machine is no
 //! longer enough. Writes come only from the hub, in one transaction per batch of events.
 
+pub mod contacts;
+
 use crate::model::{Call, Event, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};

@@ -1,0 +1,70 @@
+//! The contact list in SQLite.
+
+use super::{Store, StoreError};
+use crate::model::{e164, Contact};
+use sqlx::Row;
+
+/// The most contacts one listing returns.
+pub const MAX_CONTACTS: u32 = 5_000;
+
+fn contact(row: &sqlx::sqlite::SqliteRow) -> Contact {
+    Contact { id: row.get(0), name: row.get(1), number: row.get(2), company: row.get(3) }
+}
+
+impl Store {
+    /// Contacts by name, optionally only those whose number matches `number` (in E.164).
+    pub async fn contacts(&self, number: Option<&str>) -> Result<Vec<Contact>, StoreError> {
+        let normal = number.and_then(e164);
+        if number.is_some() && normal.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT id, name, number, company FROM contacts WHERE (? IS NULL OR e164 = ?) ORDER BY name, id LIMIT ?",
+        )
+        .bind(normal.as_deref())
+        .bind(normal.as_deref())
+        .bind(i64::from(MAX_CONTACTS))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(contact).collect())
+    }
+
+    /// Adds the contacts (id 0) or updates them (by id), in one transaction; returns them with
+    /// their ids.
+    pub async fn save_contacts(&self, contacts: &[Contact]) -> Result<Vec<Contact>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let mut saved = Vec::with_capacity(contacts.len());
+        for contact in contacts {
+            let normal = e164(&contact.number);
+            let id = if contact.id > 0 {
+                sqlx::query("UPDATE contacts SET name = ?, number = ?, e164 = ?, company = ? WHERE id = ?")
+                    .bind(&contact.name)
+                    .bind(&contact.number)
+                    .bind(normal.as_deref())
+                    .bind(contact.company.as_deref())
+                    .bind(contact.id)
+                    .execute(&mut *transaction)
+                    .await?;
+                contact.id
+            } else {
+                sqlx::query("INSERT INTO contacts (name, number, e164, company) VALUES (?, ?, ?, ?)")
+                    .bind(&contact.name)
+                    .bind(&contact.number)
+                    .bind(normal.as_deref())
+                    .bind(contact.company.as_deref())
+                    .execute(&mut *transaction)
+                    .await?
+                    .last_insert_rowid()
+            };
+            saved.push(Contact { id, ..contact.clone() });
+        }
+        transaction.commit().await?;
+        Ok(saved)
+    }
+
+    /// Removes a contact; false when there was none with that id.
+    pub async fn delete_contact(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM contacts WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
