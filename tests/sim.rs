@@ -97,6 +97,16 @@ async fn scenario_figures_and_truth_match_the_hub_fed_directly() {
     }
     let offered: u32 = run.pbx.tallies().iter().map(|(_, _, tally)| tally.offered).sum();
     assert!(offered > 300, "an hour of the demo offers hundreds of calls, got {offered}");
+    // The day by hour adds up to the day's figures.
+    for queue in hub_snapshot(&run.hub).await.unwrap().queues {
+        let day = run.hub.queue_day(queue.id.clone()).await.unwrap().unwrap();
+        let sum = |f: fn(&HourFigures) -> u32| day.hours.iter().map(f).sum::<u32>();
+        assert_eq!(sum(|hour| hour.offered), queue.figures.offered, "{}", queue.name);
+        assert_eq!(sum(|hour| hour.answered_within_sl), queue.figures.answered_within_sl, "{}", queue.name);
+        assert_eq!(sum(|hour| hour.abandoned), queue.figures.abandoned, "{}", queue.name);
+        assert_eq!(day.abandoned.len() as u32, queue.figures.abandoned);
+        assert!(day.hours.len() >= 2, "an hour from a random minute spans two clock hours");
+    }
 }
 
 #[tokio::test]

@@ -76,6 +76,7 @@ test("queue cards show the snapshot's figures and explain them", async ({ page }
     })
     .toEqual([]);
   const card = page.locator("[data-queue]").first();
+  await expect(card.locator("[data-chart] svg rect").first()).toBeAttached();
   await card.locator("[popovertarget$=-sl]").click();
   await expect(card.locator("[data-help=sl]")).toContainText("answered + abandoned − short abandons");
   await page.screenshot({ path: "test-results/screens/queues.png" });

@@ -28,6 +28,11 @@ pub async fn send_command(command: Command) -> Result<String, String> {
     Ok(answer.get("outcome").and_then(serde_json::Value::as_str).unwrap_or("done").to_owned())
 }
 
+/// The extension the agent chose on the desk, for calling back from other screens.
+pub fn saved_extension() -> Option<String> {
+    load_extension()
+}
+
 fn load_extension() -> Option<String> {
     #[cfg(feature = "hydrate")]
     {

@@ -3,8 +3,9 @@
 
 use super::clock::{duration_text, Clock};
 use super::format;
+use super::http::{encode, get_json};
 use super::live::LiveStore;
-use crate::model::{Queue, QueueSettings};
+use crate::model::{Action, Command, ExtensionId, HourFigures, Queue, QueueDay, QueueSettings};
 use leptos::prelude::*;
 
 /// A figure's level against its amber and red limits.
@@ -191,6 +192,7 @@ fn QueueCard(queue: RwSignal<Queue>) -> impl IntoView {
                 {stat("Avg wait", "wait", Signal::derive(move || optional_ms(figures().avg_wait_ms)))}
                 {stat("Avg talk", "talk", Signal::derive(move || optional_ms(figures().avg_talk_ms)))}
             </div>
+            <TodayChart queue/>
             <ul class="mt-3 space-y-1 text-sm" aria-label="Callers waiting">
                 <For
                     each=move || queue.with(|queue| queue.waiting.clone())
@@ -209,9 +211,130 @@ fn QueueCard(queue: RwSignal<Queue>) -> impl IntoView {
     }
 }
 
+/// Calls per hour (answered green, abandoned red, the rest grey) and the service level per hour
+/// (dots), drawn as SVG; below, today's abandoned callers with a call-back button.
+#[component]
+fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
+    let clock = expect_context::<Clock>();
+    let id = queue.with_untracked(|queue| queue.id.to_string());
+    // Fetched again whenever the day's counts move.
+    let counts = Memo::new(move |_| {
+        queue.with(|queue| (queue.figures.offered, queue.figures.answered, queue.figures.abandoned))
+    });
+    let day = LocalResource::new(move || {
+        counts.track();
+        let url = format!("/api/v1/queues/today?queue={}", encode(&id));
+        async move { get_json::<QueueDay>(&url).await.ok() }
+    });
+    let message = RwSignal::new(String::new());
+    let call_back = move |number: String| {
+        let saved = super::desk::saved_extension();
+        let Some(extension) = saved else {
+            message.set("Choose your extension on the agent desk first.".into());
+            return;
+        };
+        let command = Command {
+            action: Action::Dial,
+            call: None,
+            leg: None,
+            extension: Some(ExtensionId(extension)),
+            number: Some(number),
+        };
+        leptos::task::spawn_local(async move {
+            message.set(match super::desk::send_command(command).await {
+                Ok(outcome) => outcome,
+                Err(words) => format!("Refused: {words}"),
+            });
+        });
+    };
+    view! {
+        {move || day.get().flatten().map(|day| {
+            let chart = chart_svg(&day.hours);
+            let abandoned_count = day.abandoned_count();
+            let abandoned = day.abandoned.into_iter().take(8).map(|entry| {
+                let number = entry.caller.number.clone().unwrap_or_default();
+                let dial = number.clone();
+                let left = entry.left_at.unwrap_or_default();
+                view! {
+                    <li class="flex items-center justify-between gap-2 py-0.5" data-abandoned=entry.call.to_string()>
+                        <span>{format::party(&entry.caller)}</span>
+                        <span class="tabular-nums text-slate-400">{move || format!("{} ago", duration_text(clock.now.get() - left))}</span>
+                        <Show when={let number = number.clone(); move || !number.is_empty()}>
+                            <button type="button" class="rounded bg-emerald-800 px-2 text-xs" data-action="call_back" on:click={let dial = dial.clone(); move |_| call_back(dial.clone())}>"Call back"</button>
+                        </Show>
+                    </li>
+                }
+            }).collect_view();
+            view! {
+                <div class="mt-3" data-chart="">
+                    <div class="text-[11px] text-slate-400">"Today by hour: calls and service level"</div>
+                    <div inner_html=chart></div>
+                </div>
+                <details class="mt-2 text-sm">
+                    <summary class="cursor-pointer text-slate-300">{format!("Abandoned today ({abandoned_count})")}</summary>
+                    <ul>{abandoned}</ul>
+                    <p class="text-xs text-slate-300">{move || message.get()}</p>
+                </details>
+            }
+        })}
+    }
+}
+
+/// The hourly chart as an SVG document: bars scaled to the busiest hour, dots for service level.
+pub fn chart_svg(hours: &[HourFigures]) -> String {
+    let (width, height) = (336.0, 72.0);
+    let peak = hours.iter().map(|hour| hour.offered).max().unwrap_or(0).max(1) as f64;
+    let slot = width / hours.len().max(12) as f64;
+    let mut svg = format!(
+        r#"<svg viewBox="0 0 {width} {height}" width="100%" height="{height}" role="img" aria-label="Calls and service level per hour">"#
+    );
+    for (index, hour) in hours.iter().enumerate() {
+        let x = index as f64 * slot + 1.0;
+        let bar = |count: u32| f64::from(count) / peak * (height - 8.0);
+        let (answered, abandoned) = (bar(hour.answered), bar(hour.abandoned));
+        let other = (bar(hour.offered) - answered - abandoned).max(0.0);
+        let mut y = height;
+        for (size, colour) in [(answered, "#34d399"), (abandoned, "#fb7185"), (other, "#64748b")] {
+            y -= size;
+            svg.push_str(&format!(
+                r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{size:.1}" fill="{colour}"/>"##,
+                slot - 2.0
+            ));
+        }
+        if let Some(level) = hour.service_level_pct() {
+            let cy = height - level / 100.0 * (height - 8.0);
+            svg.push_str(&format!(
+                r##"<circle cx="{:.1}" cy="{cy:.1}" r="2.5" fill="#fbbf24"><title>{level:.0}%</title></circle>"##,
+                x + slot / 2.0 - 1.0
+            ));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chart_draws_a_bar_per_hour_and_a_dot_per_service_level() {
+        let hours = vec![
+            HourFigures {
+                hour_start: 0,
+                offered: 10,
+                answered: 8,
+                answered_within_sl: 6,
+                abandoned: 2,
+                abandoned_short: 0,
+            },
+            HourFigures { hour_start: 3_600_000, offered: 0, ..HourFigures::default() },
+        ];
+        let svg = chart_svg(&hours);
+        assert_eq!(svg.matches("<rect").count(), 6);
+        assert_eq!(svg.matches("<circle").count(), 1);
+        assert!(svg.contains("<title>60%</title>"));
+    }
 
     #[test]
     fn levels_follow_the_thresholds_in_both_directions() {

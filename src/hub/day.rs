@@ -26,6 +26,15 @@ fn compute(now: Timestamp, reset: &str, time_zone: &str) -> Option<Timestamp> {
     Some(start.timestamp().as_millisecond())
 }
 
+/// The start of the local hour `at` falls in, in `time_zone` (UTC when the zone is unknown).
+pub fn hour_start(at: Timestamp, time_zone: &str) -> Timestamp {
+    let zone = jiff::tz::TimeZone::get(time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let Ok(instant) = jiff::Timestamp::from_millisecond(at) else { return at - at.rem_euclid(3_600_000) };
+    let local = instant.to_zoned(zone.clone());
+    let start = local.date().at(local.hour(), 0, 0, 0).to_zoned(zone).ok();
+    start.map_or(at - at.rem_euclid(3_600_000), |start| start.timestamp().as_millisecond())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +51,15 @@ mod tests {
         // 10:00 UTC is 21:00 in Sydney (UTC+11 in November): the 22:00 reset is yesterday's.
         let start = day_start(NOV_23_2026_10H_UTC, "22:00", "Australia/Sydney");
         assert_eq!(start, NOV_23_2026_10H_UTC - 23 * 3_600_000);
+    }
+
+    #[test]
+    fn hours_start_on_the_local_hour() {
+        let at = NOV_23_2026_10H_UTC + 25 * 60_000;
+        assert_eq!(hour_start(at, "UTC"), NOV_23_2026_10H_UTC);
+        // India is UTC+5:30: its hours start at half past UTC hours.
+        assert_eq!(hour_start(at, "Asia/Kolkata"), NOV_23_2026_10H_UTC - 30 * 60_000);
+        assert_eq!(hour_start(at + 10 * 60_000, "Asia/Kolkata"), NOV_23_2026_10H_UTC + 30 * 60_000);
     }
 
     #[test]

@@ -72,6 +72,7 @@ enum Input {
     Snapshot { reply: oneshot::Sender<(u64, Utf8Bytes)> },
     Health { health: ConnectorHealth },
     Connectors { reply: oneshot::Sender<Vec<ConnectorHealth>> },
+    QueueDay { queue: crate::model::QueueId, reply: oneshot::Sender<Option<crate::model::QueueDay>> },
 }
 
 /// Where a reconnecting client left off: its last `seq`, and the epoch that numbered it when
@@ -160,6 +161,13 @@ impl Hub {
     /// Reports a connector's health; published to browsers as a delta.
     pub async fn report_health(&self, health: ConnectorHealth) -> Result<(), HubError> {
         self.inputs.send(Input::Health { health }).await.map_err(|_| HubError::Stopped)
+    }
+
+    /// A queue's day so far (per hour, and who abandoned); `None` for an unknown queue.
+    pub async fn queue_day(&self, queue: crate::model::QueueId) -> Result<Option<crate::model::QueueDay>, HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs.send(Input::QueueDay { queue, reply }).await.map_err(|_| HubError::Stopped)?;
+        answer.await.map_err(|_| HubError::Stopped)
     }
 
     pub async fn connectors(&self) -> Result<Vec<ConnectorHealth>, HubError> {
@@ -406,6 +414,14 @@ impl HubTask {
             }
             Input::Connectors { reply } => {
                 let _ = reply.send(self.connectors.values().cloned().collect());
+            }
+            Input::QueueDay { queue, reply } => {
+                let day = self.state.queue_entries(&queue).map(|(entries, settings)| {
+                    crate::model::QueueDay::compute(queue, &entries, &settings, |at| {
+                        day::hour_start(at, &settings.time_zone)
+                    })
+                });
+                let _ = reply.send(day);
             }
         }
     }

@@ -194,6 +194,77 @@ impl QueueFigures {
     }
 }
 
+/// One hour of a queue's day, for the calls-per-hour and service-level-per-hour chart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HourFigures {
+    /// Start of the hour, in the queue's time zone.
+    pub hour_start: Timestamp,
+    /// Callers who joined in this hour, and how they left (same definitions as the day's).
+    pub offered: u32,
+    pub answered: u32,
+    pub answered_within_sl: u32,
+    pub abandoned: u32,
+    pub abandoned_short: u32,
+}
+
+impl HourFigures {
+    /// Same formula as the day's service level, over this hour's callers.
+    pub fn service_level_pct(&self) -> Option<f64> {
+        let denominator = self.answered + self.abandoned - self.abandoned_short;
+        (denominator > 0).then(|| 100.0 * f64::from(self.answered_within_sl) / f64::from(denominator))
+    }
+}
+
+/// A queue's day so far: figures per hour, and the callers who gave up (for calling back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueDay {
+    pub queue: QueueId,
+    pub hours: Vec<HourFigures>,
+    /// Today's abandoned callers, latest first.
+    pub abandoned: Vec<QueueEntry>,
+}
+
+impl QueueDay {
+    /// How many callers abandoned today.
+    pub fn abandoned_count(&self) -> usize {
+        self.abandoned.len()
+    }
+
+    /// Buckets the day's entries by the hour they joined in; `hour_of` gives the start of the
+    /// (local) hour a time falls in.
+    pub fn compute(
+        queue: QueueId,
+        entries: &[QueueEntry],
+        settings: &QueueSettings,
+        hour_of: impl Fn(Timestamp) -> Timestamp,
+    ) -> Self {
+        let service_level_ms = i64::from(settings.service_level_s) * 1000;
+        let short_abandon_ms = i64::from(settings.short_abandon_s) * 1000;
+        let mut hours: std::collections::BTreeMap<Timestamp, HourFigures> = std::collections::BTreeMap::new();
+        let mut abandoned = Vec::new();
+        for entry in entries {
+            let hour_start = hour_of(entry.counted_at());
+            let hour = hours.entry(hour_start).or_insert_with(|| HourFigures { hour_start, ..HourFigures::default() });
+            hour.offered += 1;
+            let wait = entry.wait_ms().unwrap_or(0);
+            match entry.outcome {
+                Some(QueueOutcome::Answered) => {
+                    hour.answered += 1;
+                    hour.answered_within_sl += u32::from(wait <= service_level_ms);
+                }
+                Some(QueueOutcome::Abandoned) => {
+                    hour.abandoned += 1;
+                    hour.abandoned_short += u32::from(wait < short_abandon_ms);
+                    abandoned.push(entry.clone());
+                }
+                _ => {}
+            }
+        }
+        abandoned.sort_by_key(|entry| std::cmp::Reverse(entry.left_at));
+        Self { queue, hours: hours.into_values().collect(), abandoned }
+    }
+}
+
 /// A queue as the browser shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Queue {

@@ -654,6 +654,25 @@ impl LiveState {
         })
     }
 
+    /// A queue's entries counted today (waiting and left), with its settings.
+    pub fn queue_entries(&self, id: &QueueId) -> Option<(Vec<QueueEntry>, QueueSettings)> {
+        let record = self.queues.get(id)?;
+        let entries = record
+            .entries
+            .iter()
+            .map(|(call, entry)| QueueEntry {
+                call: call.clone(),
+                caller: entry.caller.value.clone(),
+                joined_at: entry.joined_at,
+                left_at: entry.left.map(|(at, _)| at),
+                outcome: entry.left.map(|(_, outcome)| outcome),
+                talk_ms: self.call_view_times(call),
+            })
+            .filter(|entry| entry.counted_at() >= self.day_start)
+            .collect();
+        Some((entries, record.settings.clone()))
+    }
+
     /// Talk time of an answered call that has ended, from its legs.
     fn call_view_times(&self, call: &CallId) -> Option<i64> {
         let record = self.calls.get(call)?;

@@ -19,7 +19,21 @@ pub fn routes() -> Router<AppState> {
         .route("/connectors", get(connectors))
         .route("/commands", post(command))
         .route("/desk", get(desk))
+        .route("/queues/today", get(queue_today))
         .merge(super::contacts::routes())
+}
+
+#[derive(serde::Deserialize)]
+struct QueueParam {
+    queue: String,
+}
+
+/// A queue's day so far: figures per hour and today's abandoned callers.
+async fn queue_today(State(state): State<AppState>, Query(param): Query<QueueParam>) -> Result<Response, ApiError> {
+    match state.hub.queue_day(crate::model::QueueId(param.queue.clone())).await? {
+        Some(day) => Ok(Json(day).into_response()),
+        None => Err(ApiError::NotFound(format!("there is no queue {:?}", param.queue))),
+    }
 }
 
 /// What the desk needs from the configuration: the CRM link template.
