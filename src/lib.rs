@@ -4,6 +4,8 @@
 //! Data flows one way (provider, connector, hub, websocket, browser) and commands the other.
 //! `model` and `app` compile for both sides; everything else is server-only.
 
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod model;
 

@@ -195,6 +195,7 @@ async fn wrong_provider_data_is_counted_and_the_stream_goes_on() {
     assert_eq!((leg.state, calls[0].end_cause), (LegState::Ended, Some(EndCause::Unknown)));
     assert_eq!(calls[0].caller.number.as_deref(), Some("0299990000"));
     let health = hub.connectors().await.unwrap().into_iter().find(|health| health.name == "nj").unwrap();
+    assert!(health.capabilities.contains(&Action::Answer) && !health.capabilities.contains(&Action::Hold));
     // Two bad entries, an unreadable body, a refusal, a non-list: five errors, none fatal.
     assert_eq!(health.errors, 5, "{health:?}");
     assert_eq!(health.state, "ready");

@@ -125,3 +125,30 @@ test("the desk pops a ringing call within a second and answers and hangs up thro
   await page.reload();
   await expect(page.locator("[data-extension-picker]")).toHaveValue(free.id);
 });
+
+test("through a real connector: the demo behind the simulated Noojee API, answered and hung up from the desk", async ({ page }) => {
+  const noojee = await CallboardServer.create({ CALLBOARD_DEMO_FACE: "noojee" });
+  await noojee.start();
+  try {
+    await page.goto(noojee.url + "/desk");
+    await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+    const connectors = await (await page.request.get(noojee.url + "/api/v1/connectors")).json();
+    expect(connectors[0].kind).toBe("noojee");
+    const snap = await (await page.request.get(noojee.url + "/api/v1/snapshot")).json();
+    const free = snap.extensions.find((e: any) => e.presence === "idle");
+    await page.locator("[data-extension-picker]").selectOption(free.id);
+    const dialled = await page.request.post(noojee.url + "/api/v1/commands", {
+      data: { action: "dial", extension: free.id, number: "+61299990001" },
+    });
+    expect(dialled.status(), await dialled.text()).toBe(200);
+    await expect(page.locator("[data-call]")).toBeVisible();
+    // Noojee has no hold: the desk shows only what the provider can do.
+    await expect(page.locator("[data-action=hold]")).toHaveCount(0);
+    await page.locator("[data-action=answer]").click();
+    await expect(page.locator("[data-progress]")).toHaveAttribute("data-progress", "done");
+    await page.locator("[data-action=hangup]").click();
+    await expect(page.locator("[data-no-call]")).toBeVisible();
+  } finally {
+    await noojee.stop();
+  }
+});

@@ -27,10 +27,14 @@ export class CallboardServer {
   readonly dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "callboard-e2e-"));
   log = "";
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraEnv: Record<string, string>,
+  ) {}
 
-  static async create(): Promise<CallboardServer> {
-    return new CallboardServer(await freePort());
+  /** `extraEnv` adds or overrides the server's environment (e.g. a demo scenario). */
+  static async create(extraEnv: Record<string, string> = {}): Promise<CallboardServer> {
+    return new CallboardServer(await freePort(), extraEnv);
   }
 
   get url(): string {
@@ -51,6 +55,7 @@ export class CallboardServer {
         LEPTOS_SITE_ROOT: siteRoot,
         LEPTOS_SITE_PKG_DIR: "pkg",
         RUST_LOG: process.env.RUST_LOG || "warn",
+        ...this.extraEnv,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

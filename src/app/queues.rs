@@ -184,7 +184,7 @@ fn QueueCard(queue: RwSignal<Queue>) -> impl IntoView {
                     </div>
                 </div>
             </div>
-            <div class="mt-3 grid grid-cols-6 gap-1">
+            <div class="mt-3 grid grid-cols-3 gap-x-3 gap-y-2">
                 {stat("Offered", "offered", Signal::derive(move || figures().offered.to_string()))}
                 {stat("Answered", "answered", Signal::derive(move || figures().answered.to_string()))}
                 {stat("Abandoned", "abandoned", Signal::derive(move || figures().abandoned.to_string()))}

@@ -91,7 +91,7 @@ pub fn Wallboard() -> impl IntoView {
         let columns = query.with(|query| query.get("columns").and_then(|value| value.parse::<u32>().ok()));
         match columns.filter(|columns| (1..=24).contains(columns)) {
             Some(columns) => format!("grid-template-columns: repeat({columns}, minmax(0, 1fr))"),
-            None => "grid-template-columns: repeat(auto-fill, minmax(10.5rem, 1fr))".to_owned(),
+            None => "grid-template-columns: repeat(auto-fill, minmax(10rem, 1fr))".to_owned(),
         }
     };
     let light = move || query.with(|query| query.get("theme").as_deref() == Some("light"));
@@ -102,7 +102,7 @@ pub fn Wallboard() -> impl IntoView {
             <Show when=move || store.extensions.with(|map| map.is_empty())>
                 <p class="text-slate-400">"No extensions yet: waiting for the first event from a provider."</p>
             </Show>
-            <div class="grid gap-2" style=columns>
+            <div class="grid gap-1.5" style=columns>
                 <For each=tiles key=|(id, _)| id.clone() let((id, extension))>
                     <ExtensionTile
                         extension
@@ -140,9 +140,9 @@ fn SummaryStrip(queues: Memo<Vec<RwSignal<Queue>>>) -> impl IntoView {
     });
     let figure = |label: &'static str, value: Signal<String>, id: &'static str| {
         view! {
-            <div class="rounded-lg bg-slate-900 px-4 py-2 ring-1 ring-slate-800" data-summary=id>
+            <div class="rounded-lg bg-slate-900 px-4 py-1 ring-1 ring-slate-800" data-summary=id>
                 <div class="text-xs uppercase tracking-wide text-slate-400">{label}</div>
-                <div class="text-3xl font-semibold tabular-nums">{value}</div>
+                <div class="text-2xl font-semibold tabular-nums">{value}</div>
             </div>
         }
     };
@@ -155,7 +155,7 @@ fn SummaryStrip(queues: Memo<Vec<RwSignal<Queue>>>) -> impl IntoView {
     let answered = Signal::derive(move || totals.get().2.to_string());
     let abandoned = Signal::derive(move || totals.get().3.to_string());
     view! {
-        <div class="mb-3 grid grid-cols-5 gap-2">
+        <div class="mb-2 grid grid-cols-5 gap-2">
             {figure("Waiting", waiting, "waiting")}
             {figure("Longest wait", longest, "longest-wait")}
             {figure("Service level", service_level, "service-level")}
@@ -211,10 +211,10 @@ fn ExtensionTile(extension: RwSignal<Extension>, call: Signal<Option<RwSignal<Ca
         <div
             data-extension=move || extension.with(|e| e.number.clone())
             data-state=move || presence().as_str()
-            class=move || format!("flex h-[5.5rem] flex-col justify-between rounded-lg border-2 px-2.5 py-1.5 {}", colour())
+            class=move || format!("flex h-20 flex-col justify-between rounded-lg border-2 px-2 py-1 {}", colour())
         >
             <div class="flex items-baseline justify-between gap-2">
-                <span class="truncate text-lg font-semibold leading-tight">
+                <span class="truncate text-base font-semibold leading-tight">
                     {move || extension.with(|e| e.name.clone().unwrap_or_else(|| e.number.clone()))}
                 </span>
                 <span class="text-sm tabular-nums text-slate-300">{move || extension.with(|e| e.number.clone())}</span>

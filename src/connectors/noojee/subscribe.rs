@@ -68,6 +68,7 @@ impl Subscriber {
             name: name.to_owned(),
             kind: "noojee".into(),
             state: "starting".into(),
+            capabilities: super::CAPABILITIES.to_vec(),
             ..Default::default()
         };
         let reported = Instant::now();
