@@ -5,7 +5,7 @@ use super::clock::{duration_text, Clock};
 use super::format;
 use super::http::{encode, get_json, send, Body};
 use super::live::LiveStore;
-use super::wallboard::{calls_by_extension, queue_name};
+use super::wallboard::queue_name;
 use crate::model::{Action, Call, CallId, Command, Contact, ExtensionId, LegState};
 use leptos::prelude::*;
 
@@ -62,8 +62,7 @@ pub fn AgentDesk() -> impl IntoView {
             chosen.set(Some(ExtensionId(saved)));
         }
     });
-    let by_extension = calls_by_extension(store);
-    let call = Memo::new(move |_| chosen.get().and_then(|id| by_extension.with(|map| map.get(&id).copied())));
+    let call = Memo::new(move |_| chosen.get().and_then(|id| store.current_call(&id).get()));
     let progress = RwSignal::new(Progress::Idle);
     let options = move || {
         store.extensions.with(|map| {
@@ -308,9 +307,14 @@ fn ScreenPop(
                     if calls.is_empty() {
                         return view! { <p class="text-slate-500">"None."</p> }.into_any();
                     }
+                    let dial_back = move |number: String| {
+                        if let Some(extension) = chosen.get_untracked() {
+                            run(Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(number) });
+                        }
+                    };
                     view! {
                         <ul>
-                            {calls.into_iter().map(|call| view! { <PreviousCall call/> }).collect_view()}
+                            {calls.into_iter().map(|call| view! { <PreviousCall call dial_back/> }).collect_view()}
                         </ul>
                     }.into_any()
                 }}
@@ -319,9 +323,10 @@ fn ScreenPop(
     }
 }
 
-/// One earlier call with the same number: when, and how it ended.
+/// One earlier call with the same number: when, how it ended, and a button to call it back.
 #[component]
-fn PreviousCall(call: Call) -> impl IntoView {
+fn PreviousCall(call: Call, dial_back: impl Fn(String) + Copy + Send + Sync + 'static) -> impl IntoView {
+    let number = call.caller.number.clone();
     let clock = expect_context::<Clock>();
     let ended = call.end_cause.map(|cause| format!("{cause:?}").to_lowercase()).unwrap_or_else(|| "in progress".into());
     let answered = if call.answered_at.is_some() { "answered" } else { "not answered" };
@@ -329,6 +334,9 @@ fn PreviousCall(call: Call) -> impl IntoView {
         <li class="flex justify-between border-b border-slate-800 py-0.5">
             <span>{move || format!("{} ago", duration_text(clock.now.get() - call.started_at))}</span>
             <span class="text-slate-400">{format!("{answered}, {ended}")}</span>
+            {number.map(|number| view! {
+                <button type="button" class="rounded bg-emerald-800 px-2 text-xs" data-action="call_back" on:click=move |_| dial_back(number.clone())>"Call back"</button>
+            })}
         </li>
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::model::{Call, CallId, Change, ConnectorHealth, Extension, ExtensionId, Frame, Queue, QueueId, Timestamp};
 use leptos::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A keyed collection of per-object signals.
 pub type Signals<K, V> = RwSignal<BTreeMap<K, RwSignal<V>>>;
@@ -23,6 +23,14 @@ pub struct LiveStore {
     seq: StoredValue<Option<(u64, u64)>>,
     /// Server clock minus browser clock, from the last snapshot, so timers agree with the server.
     pub clock_offset_ms: RwSignal<Timestamp>,
+    /// The live call each extension is on, one signal per extension, kept up to date as calls
+    /// change: a tile follows only its own, not every call.
+    /// Reference-counted rather than owned by whichever component first asked, so a slot
+    /// outlives the tile or memo that created it.
+    current: StoredValue<HashMap<ExtensionId, ArcRwSignal<Option<CallId>>>>,
+    /// Which calls have legs at which extension, and back: what a call change can affect.
+    calls_at: StoredValue<HashMap<ExtensionId, BTreeSet<CallId>>>,
+    extensions_of: StoredValue<HashMap<CallId, Vec<ExtensionId>>>,
 }
 
 /// A delta that does not follow the last applied one: the store is stale until it resumes.
@@ -41,7 +49,97 @@ impl LiveStore {
             connectors: RwSignal::new(BTreeMap::new()),
             seq: StoredValue::new(None),
             clock_offset_ms: RwSignal::new(0),
+            current: StoredValue::new(HashMap::new()),
+            calls_at: StoredValue::new(HashMap::new()),
+            extensions_of: StoredValue::new(HashMap::new()),
         }
+    }
+
+    /// The call `extension` is on now (its latest live leg), as a signal that changes only
+    /// when that answer changes.
+    pub fn current_call(&self, extension: &ExtensionId) -> Signal<Option<RwSignal<Call>>> {
+        let slot = self.current_slot(extension);
+        let calls = self.calls;
+        Signal::derive(move || slot.get().and_then(|id| calls.with_untracked(|calls| calls.get(&id).copied())))
+    }
+
+    fn current_slot(&self, extension: &ExtensionId) -> ArcRwSignal<Option<CallId>> {
+        if let Some(slot) = self.current.with_value(|slots| slots.get(extension).cloned()) {
+            return slot;
+        }
+        let slot = ArcRwSignal::new(self.best_call(extension));
+        self.current.update_value(|slots| {
+            slots.insert(extension.clone(), slot.clone());
+        });
+        slot
+    }
+
+    /// The live call with the most recent live leg at `extension`.
+    fn best_call(&self, extension: &ExtensionId) -> Option<CallId> {
+        let candidates = self.calls_at.with_value(|at| at.get(extension).cloned()).unwrap_or_default();
+        self.calls.with_untracked(|calls| {
+            candidates
+                .into_iter()
+                .filter_map(|id| {
+                    let signal = calls.get(&id)?;
+                    signal.with_untracked(|call| {
+                        if call.ended_at.is_some() {
+                            return None;
+                        }
+                        let newest = call
+                            .legs
+                            .iter()
+                            .filter(|leg| leg.extension.as_ref() == Some(extension) && !leg.state.is_ended())
+                            .map(|leg| leg.created_at)
+                            .max()?;
+                        Some((newest, id.clone()))
+                    })
+                })
+                .max()
+                .map(|(_, id)| id)
+        })
+    }
+
+    /// Records which extensions `call` touches now (none when it is gone) and refreshes the
+    /// current call of every extension it touched before or touches now.
+    fn reindex(&self, id: &CallId, extensions: Vec<ExtensionId>) {
+        let before = self.extensions_of.try_update_value(|of| {
+            if extensions.is_empty() {
+                of.remove(id).unwrap_or_default()
+            } else {
+                of.insert(id.clone(), extensions.clone()).unwrap_or_default()
+            }
+        });
+        let before = before.unwrap_or_default();
+        self.calls_at.update_value(|at| {
+            for extension in &before {
+                if let Some(calls) = at.get_mut(extension) {
+                    calls.remove(id);
+                    if calls.is_empty() {
+                        at.remove(extension);
+                    }
+                }
+            }
+            for extension in &extensions {
+                at.entry(extension.clone()).or_default().insert(id.clone());
+            }
+        });
+        let touched: BTreeSet<&ExtensionId> = before.iter().chain(extensions.iter()).collect();
+        for extension in touched {
+            if let Some(slot) = self.current.with_value(|slots| slots.get(extension).cloned()) {
+                let best = self.best_call(extension);
+                if slot.with_untracked(|current| *current != best) {
+                    slot.set(best);
+                }
+            }
+        }
+    }
+
+    fn leg_extensions(call: &Call) -> Vec<ExtensionId> {
+        let mut extensions: Vec<ExtensionId> = call.legs.iter().filter_map(|leg| leg.extension.clone()).collect();
+        extensions.sort();
+        extensions.dedup();
+        extensions
     }
 
     /// The sequence to resume from after a reconnect.
@@ -65,7 +163,18 @@ impl LiveStore {
         match frame {
             Frame::Snapshot { seq, snapshot } => {
                 replace_all(self.extensions, snapshot.extensions.into_iter().map(|e| (e.id.clone(), e)));
+                let indexed: Vec<(CallId, Vec<ExtensionId>)> =
+                    snapshot.calls.iter().map(|call| (call.id.clone(), Self::leg_extensions(call))).collect();
                 replace_all(self.calls, snapshot.calls.into_iter().map(|c| (c.id.clone(), c)));
+                let gone: Vec<CallId> = self.extensions_of.with_value(|of| {
+                    of.keys().filter(|id| !indexed.iter().any(|(kept, _)| kept == *id)).cloned().collect()
+                });
+                for id in gone {
+                    self.reindex(&id, Vec::new());
+                }
+                for (id, extensions) in indexed {
+                    self.reindex(&id, extensions);
+                }
                 replace_all(self.queues, snapshot.queues.into_iter().map(|q| (q.id.clone(), q)));
                 replace_all(self.connectors, snapshot.connectors.into_iter().map(|c| (c.name.clone(), c)));
                 if snapshot.server_time > 0 {
@@ -85,8 +194,15 @@ impl LiveStore {
                 }
                 for change in changes {
                     match change {
-                        Change::Call(call) => upsert(self.calls, call.id.clone(), call),
-                        Change::CallRemoved { id } => remove(self.calls, &id),
+                        Change::Call(call) => {
+                            let (id, extensions) = (call.id.clone(), Self::leg_extensions(&call));
+                            upsert(self.calls, id.clone(), call);
+                            self.reindex(&id, extensions);
+                        }
+                        Change::CallRemoved { id } => {
+                            remove(self.calls, &id);
+                            self.reindex(&id, Vec::new());
+                        }
                         Change::Extension(extension) => upsert(self.extensions, extension.id.clone(), extension),
                         Change::Queue(queue) => upsert(self.queues, queue.id.clone(), queue),
                         Change::Connector(health) => upsert(self.connectors, health.name.clone(), health),
@@ -209,5 +325,74 @@ mod tests {
         store.apply(snapshot(9, vec![extension("101", Presence::Busy)]), 0).unwrap();
         assert_eq!(store.extensions.with_untracked(|map| map.len()), 1);
         assert_eq!(tile_101.get_untracked().presence, Presence::Busy);
+    }
+
+    fn call(id: &str, extension: &str, created_at: i64, ended: bool) -> Call {
+        use crate::model::{Direction, Leg, LegId, LegState, Origin, Party};
+        let state = if ended { LegState::Ended } else { LegState::Active };
+        Call {
+            id: CallId::new("p", "a", id),
+            legs: vec![Leg {
+                id: LegId::new("p", "a", id),
+                call: CallId::new("p", "a", id),
+                extension: Some(ExtensionId::new("p", "a", extension)),
+                state,
+                held_by: None,
+                direction: Direction::Inbound,
+                local: Party::default(),
+                remote: Party::default(),
+                created_at,
+                ringing_at: None,
+                answered_at: None,
+                ended_at: ended.then_some(created_at + 1),
+                end_cause: None,
+                raw_cause: None,
+                raw_state: String::new(),
+                state_since: created_at,
+            }],
+            direction: Direction::Inbound,
+            origin: Origin::Normal,
+            queue: None,
+            started_at: created_at,
+            answered_at: None,
+            ended_at: ended.then_some(created_at + 1),
+            end_cause: None,
+            caller: Party::default(),
+        }
+    }
+
+    #[test]
+    fn each_extension_follows_its_own_current_call() {
+        Owner::new().with(|| {
+            let store = LiveStore::new();
+            let first = Frame::Snapshot {
+                seq: 1,
+                snapshot: Snapshot { calls: vec![call("c1", "100", 10, false)], ..Snapshot::default() },
+            };
+            store.apply(first, 0).unwrap();
+            let at_100 = store.current_call(&ExtensionId::new("p", "a", "100"));
+            let at_101 = store.current_call(&ExtensionId::new("p", "a", "101"));
+            let id =
+                |signal: Signal<Option<RwSignal<Call>>>| signal.get_untracked().map(|call| call.get_untracked().id);
+            assert_eq!(id(at_100), Some(CallId::new("p", "a", "c1")));
+            assert_eq!(id(at_101), None);
+            // A newer call at 100 wins; a call at 101 shows there; ending one falls back.
+            let changes = vec![Change::Call(call("c2", "100", 20, false)), Change::Call(call("c3", "101", 30, false))];
+            store.apply(Frame::Delta { seq: 2, changes }, 0).unwrap();
+            assert_eq!(id(at_100), Some(CallId::new("p", "a", "c2")));
+            assert_eq!(id(at_101), Some(CallId::new("p", "a", "c3")));
+            store.apply(Frame::Delta { seq: 3, changes: vec![Change::Call(call("c2", "100", 20, true))] }, 0).unwrap();
+            assert_eq!(id(at_100), Some(CallId::new("p", "a", "c1")));
+            store
+                .apply(
+                    Frame::Delta { seq: 4, changes: vec![Change::CallRemoved { id: CallId::new("p", "a", "c1") }] },
+                    0,
+                )
+                .unwrap();
+            assert_eq!(id(at_100), None);
+            // A snapshot without c3 clears 101.
+            store.apply(Frame::Snapshot { seq: 5, snapshot: Snapshot::default() }, 0).unwrap();
+            assert_eq!(id(at_101), None);
+        });
     }
 }

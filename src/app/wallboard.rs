@@ -6,34 +6,10 @@
 use super::clock::{duration_text, Clock};
 use super::format;
 use super::live::LiveStore;
-use crate::model::{AgentStatus, Call, Extension, ExtensionId, Presence, Queue, QueueId};
+use crate::model::{AgentStatus, Call, Extension, Presence, Queue, QueueId};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-use std::collections::{BTreeMap, BTreeSet};
-
-/// Which live call each extension is on: the latest live leg wins.
-pub fn calls_by_extension(store: LiveStore) -> Memo<BTreeMap<ExtensionId, RwSignal<Call>>> {
-    Memo::new(move |_| {
-        let mut by_extension: BTreeMap<ExtensionId, (i64, RwSignal<Call>)> = BTreeMap::new();
-        store.calls.with(|calls| {
-            for signal in calls.values() {
-                signal.with(|call| {
-                    if call.ended_at.is_some() {
-                        return;
-                    }
-                    for leg in call.legs.iter().filter(|leg| !leg.state.is_ended()) {
-                        let Some(extension) = &leg.extension else { continue };
-                        let newer = by_extension.get(extension).is_none_or(|(since, _)| leg.created_at > *since);
-                        if newer {
-                            by_extension.insert(extension.clone(), (leg.created_at, *signal));
-                        }
-                    }
-                });
-            }
-        });
-        by_extension.into_iter().map(|(extension, (_, call))| (extension, call)).collect()
-    })
-}
+use std::collections::BTreeSet;
 
 /// The queues a kiosk URL asks for (by id or name, any case); `None` means all.
 fn queue_filter() -> Memo<Option<BTreeSet<String>>> {
@@ -58,7 +34,6 @@ pub fn Wallboard() -> impl IntoView {
     let store = expect_context::<LiveStore>();
     let query = use_query_map();
     let filter = queue_filter();
-    let by_extension = calls_by_extension(store);
     let chosen_queues = Memo::new(move |_| {
         let filter = filter.get();
         store.queues.with(|queues| {
@@ -104,10 +79,7 @@ pub fn Wallboard() -> impl IntoView {
             </Show>
             <div class="grid gap-1.5" style=columns>
                 <For each=tiles key=|(id, _)| id.clone() let((id, extension))>
-                    <ExtensionTile
-                        extension
-                        call=Signal::derive(move || by_extension.with(|map| map.get(&id).copied()))
-                    />
+                    <ExtensionTile extension call=store.current_call(&id)/>
                 </For>
             </div>
         </section>
@@ -212,6 +184,8 @@ fn ExtensionTile(extension: RwSignal<Extension>, call: Signal<Option<RwSignal<Ca
             data-extension=move || extension.with(|e| e.number.clone())
             data-state=move || presence().as_str()
             class=move || format!("flex h-20 flex-col justify-between rounded-lg border-2 px-2 py-1 {}", colour())
+            // Each tile is its own layout and paint island: a timer ticking repaints one tile.
+            style="contain: strict"
         >
             <div class="flex items-baseline justify-between gap-2">
                 <span class="truncate text-base font-semibold leading-tight">
