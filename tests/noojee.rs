@@ -307,7 +307,12 @@ async fn round_trip_through_the_face_with_every_fault_matches_the_ground_truth()
             while !face.caught_up() {
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 waited += 1;
-                assert!(waited < 20_000, "the connector did not catch up within 20 s");
+                assert!(
+                    waited < 20_000,
+                    "the connector did not catch up within 20 s (face at seq {}, waiting {:?})",
+                    face.seq(),
+                    face.waiting()
+                );
             }
         }
         // A checkpoint every 10 simulated minutes.

@@ -245,9 +245,12 @@ where
     V: Send + Sync + 'static,
 {
     if map.with_untracked(|objects| objects.contains_key(key)) {
-        map.update(|objects| {
-            objects.remove(key);
-        });
+        let mut removed = None;
+        map.update(|objects| removed = objects.remove(key));
+        // Arena signals live until disposed: a board that runs all day must free what it drops.
+        if let Some(signal) = removed {
+            signal.dispose();
+        }
     }
 }
 
@@ -261,7 +264,15 @@ where
     let stale: Vec<K> =
         map.with_untracked(|objects| objects.keys().filter(|key| !items.contains_key(*key)).cloned().collect());
     if !stale.is_empty() {
-        map.update(|objects| objects.retain(|key, _| items.contains_key(key)));
+        let mut dropped = Vec::new();
+        map.update(|objects| {
+            for key in &stale {
+                dropped.extend(objects.remove(key));
+            }
+        });
+        for signal in dropped {
+            signal.dispose();
+        }
     }
     for (key, value) in items {
         upsert(map, key, value);

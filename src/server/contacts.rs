@@ -32,6 +32,9 @@ fn check(contact: &Contact) -> Result<(), String> {
     if contact.name.trim().is_empty() || contact.name.len() > 200 {
         return Err("a contact needs a name of at most 200 characters".into());
     }
+    if contact.company.as_ref().is_some_and(|company| company.len() > 200) {
+        return Err("a company name is at most 200 characters".into());
+    }
     let digits = contact.number.chars().filter(char::is_ascii_digit).count();
     if digits < 2 || contact.number.len() > 40 {
         return Err(format!("{:?} is not a phone number", contact.number));
@@ -43,7 +46,10 @@ fn check(contact: &Contact) -> Result<(), String> {
 async fn save(State(state): State<AppState>, Json(contact): Json<Contact>) -> Result<Json<Contact>, ApiError> {
     check(&contact).map_err(ApiError::BadRequest)?;
     let saved = state.store.save_contacts(std::slice::from_ref(&contact)).await?;
-    Ok(Json(saved.into_iter().next().unwrap_or(contact)))
+    match saved.into_iter().next() {
+        Some(saved) => Ok(Json(saved)),
+        None => Err(ApiError::NotFound(format!("there is no contact {}", contact.id))),
+    }
 }
 
 async fn remove(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<serde_json::Value>, ApiError> {

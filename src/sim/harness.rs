@@ -168,23 +168,26 @@ pub async fn hub_snapshot(hub: &Hub) -> Result<Snapshot, String> {
     }
 }
 
-/// Reads every call of a store's history (newest first), page by page.
+/// Reads every call of a store's history, page by page. Pages overlap at their boundary time
+/// (calls can share a start time), so each page starts at the last one's oldest time,
+/// inclusive, and repeats are dropped.
 pub async fn all_history(store: &Store) -> Result<Vec<Call>, StoreError> {
-    let mut calls: Vec<Call> = Vec::new();
+    let mut calls: BTreeMap<String, Call> = BTreeMap::new();
     let mut until = None;
     loop {
         let page = store.calls(&CallQuery { until, limit: Some(MAX_CALLS_PER_QUERY), ..CallQuery::default() }).await?;
         let full = page.len() == MAX_CALLS_PER_QUERY as usize;
         let oldest = page.last().map(|call| call.started_at);
-        calls.extend(page.into_iter().filter(|call| Some(call.started_at) != until || !full));
+        let before = calls.len();
+        for call in page {
+            calls.insert(call.id.to_string(), call);
+        }
         match oldest {
-            Some(oldest) if full => until = Some(oldest - 1),
+            Some(oldest) if full && calls.len() > before => until = Some(oldest),
             _ => break,
         }
     }
-    calls.sort_by(|a, b| a.id.cmp(&b.id));
-    calls.dedup_by(|a, b| a.id == b.id);
-    Ok(calls)
+    Ok(calls.into_values().collect())
 }
 
 /// A scenario fed straight into a hub on a virtual clock, with the ground truth alongside: the

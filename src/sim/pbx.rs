@@ -630,9 +630,6 @@ impl Pbx {
         let record = &self.calls[&call];
         if record.waiting {
             // Back to the queue: the next idle agent gets it.
-        } else if let Some(consult) = record.consult {
-            self.end_call(call, EndCause::NoAnswer, None);
-            self.resume_after_consult(consult);
         } else {
             self.end_call(call, EndCause::NoAnswer, None);
         }
@@ -709,15 +706,22 @@ impl Pbx {
         let original_live = self.calls.get(&link.original).is_some_and(|original| original.ended_at.is_none());
         if both_up && original_live {
             self.complete_transfer(consult);
-        } else if !original_live {
+        } else {
+            // Not completed in time (or nobody left to transfer): the consultation ends.
             self.end_call(consult, EndCause::Normal, None);
         }
     }
 
     /// The consulted agent takes over the original call; the consultation ends.
     fn complete_transfer(&mut self, consult: CallNo) {
-        let record = &self.calls[&consult];
+        let Some(record) = self.calls.get(&consult) else { return };
         let Some(link) = record.consult else { return };
+        if self.calls.get(&link.original).is_none_or(|original| original.ended_at.is_some()) {
+            // The caller hung up while the agents talked: nothing to hand over.
+            self.end_call(consult, EndCause::Normal, None);
+            return;
+        }
+        let record = &self.calls[&consult];
         let target = record.legs[1].agent;
         let original = self.call_mut(link.original);
         original.pending_consult = None;
@@ -897,8 +901,16 @@ impl Pbx {
         record.ended_at = Some(now);
         let id = record.id.clone();
         let pending = record.pending_consult.take();
+        let consulting_for = record.consult;
         self.ended.push_back((self.now, call));
         self.emit(EventKind::CallEnded { call: id, cause, raw_cause: None });
+        if let Some(link) = consulting_for {
+            // A consultation that ended without a transfer hands the caller back.
+            let still_pending = self.calls.get(&link.original).is_some_and(|o| o.pending_consult == Some(call));
+            if still_pending {
+                self.resume_after_consult(link);
+            }
+        }
         if let Some(consult) = pending {
             // The caller went while the agent was consulting: the consultation goes on alone.
             if let Some(consult) = self.calls.get_mut(&consult) {
@@ -1056,7 +1068,9 @@ impl Pbx {
                     (None, Some(_)) => call,
                     (None, None) => return Err("there is no consultation to complete".into()),
                 };
-                if self.calls[&consult].legs.iter().all(|leg| leg.state == LegState::Active) {
+                let both_up =
+                    self.calls.get(&consult).is_some_and(|c| c.legs.iter().all(|leg| leg.state == LegState::Active));
+                if both_up {
                     self.complete_transfer(consult);
                     Ok("transferred".into())
                 } else {

@@ -29,15 +29,15 @@ impl Store {
         Ok(rows.iter().map(contact).collect())
     }
 
-    /// Adds the contacts (id 0) or updates them (by id), in one transaction; returns them with
-    /// their ids.
+    /// Adds the contacts (id 0) or updates them (by id), in one transaction; returns those saved,
+    /// with their ids (an update of an id that does not exist saves nothing).
     pub async fn save_contacts(&self, contacts: &[Contact]) -> Result<Vec<Contact>, StoreError> {
         let mut transaction = self.pool.begin().await?;
         let mut saved = Vec::with_capacity(contacts.len());
         for contact in contacts {
             let normal = e164(&contact.number);
             let id = if contact.id > 0 {
-                sqlx::query("UPDATE contacts SET name = ?, number = ?, e164 = ?, company = ? WHERE id = ?")
+                let done = sqlx::query("UPDATE contacts SET name = ?, number = ?, e164 = ?, company = ? WHERE id = ?")
                     .bind(&contact.name)
                     .bind(&contact.number)
                     .bind(normal.as_deref())
@@ -45,6 +45,9 @@ impl Store {
                     .bind(contact.id)
                     .execute(&mut *transaction)
                     .await?;
+                if done.rows_affected() == 0 {
+                    continue;
+                }
                 contact.id
             } else {
                 sqlx::query("INSERT INTO contacts (name, number, e164, company) VALUES (?, ?, ?, ?)")

@@ -24,6 +24,8 @@ use wire::WireError;
 
 /// The account part of Noojee ids: one connector is one PBX.
 pub const ACCOUNT: &str = "pbx";
+/// A command's reply larger than this is refused unread.
+const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// Call-control requests give up after this long.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -171,7 +173,17 @@ impl Requests {
             .await
             .map_err(|error| CommandError::Unreachable(error.without_url().to_string()))?;
         let status = response.status();
-        let body = response.text().await.map_err(|error| CommandError::Unreachable(error.without_url().to_string()))?;
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) =
+            response.chunk().await.map_err(|error| CommandError::Unreachable(error.without_url().to_string()))?
+        {
+            if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
+                return Err(CommandError::Unreachable(format!("{method} answered more than {MAX_REPLY_BYTES} bytes")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = String::from_utf8_lossy(&bytes);
         if !status.is_success() {
             return Err(CommandError::Unreachable(format!("{method} answered HTTP {status}")));
         }

@@ -40,6 +40,8 @@ pub(super) struct Subscriber {
     /// Live channels: uniqueCallId to the time of their last event (event times only rise).
     live: HashMap<String, Timestamp>,
     reported: Instant,
+    /// False until the first state arrives: channels that had already ended then are old news.
+    synced_once: bool,
 }
 
 /// Why one poll failed.
@@ -72,7 +74,18 @@ impl Subscriber {
             ..Default::default()
         };
         let reported = Instant::now();
-        Self { name: name.to_owned(), config, client, channels, hub, time_zone, health, live: HashMap::new(), reported }
+        Self {
+            name: name.to_owned(),
+            config,
+            client,
+            channels,
+            hub,
+            time_zone,
+            health,
+            live: HashMap::new(),
+            reported,
+            synced_once: false,
+        }
     }
 
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
@@ -178,21 +191,32 @@ impl Subscriber {
     /// lists. Fails only when the hub has stopped.
     async fn absorb(&mut self, response: Subscribe, resync: bool) -> Result<(), ()> {
         let received_at = now_ms();
+        let first_sync = !self.synced_once;
+        self.synced_once = true;
         if response.repaired {
             tracing::info!(provider = %self.name, "read a subscribe response without its Data envelope");
         }
-        for reason in &response.rejected {
-            self.health.errors += 1;
-            self.health.last_error = Some(reason.clone());
-            tracing::warn!(provider = %self.name, %reason, "subscribe entry skipped");
+        if let Some(first) = response.rejected.first() {
+            self.health.errors += response.rejected.len() as u64;
+            self.health.last_error = Some(first.clone());
+            tracing::warn!(provider = %self.name, skipped = response.rejected.len(), first = %first, "subscribe entries skipped");
         }
         let mut events = Vec::with_capacity(response.entries.len());
         let mut listed = HashSet::new();
+        let mut unmonitored = 0u64;
         for (extension, entry, raw) in &response.entries {
+            if !self.config.extensions.iter().any(|monitored| monitored.trim() == extension) {
+                unmonitored += 1;
+                continue;
+            }
             let channel = entry.call_data.unique_call_id.clone();
             listed.insert(channel.clone());
             let previous = self.live.get(&channel).copied();
             let state = mapping::leg_state(&entry.call_data.status);
+            if first_sync && state.is_ended() && previous.is_none() {
+                // Calls that ended before we ever looked: history elsewhere, not news now.
+                continue;
+            }
             // Event times only rise per channel; a connect time from the PBX is used when it
             // keeps that order, so answer times are the PBX's own.
             let floor = previous.map_or(i64::MIN, |at| at + 1);
@@ -214,6 +238,11 @@ impl Subscriber {
                 self.live.insert(channel.clone(), at);
                 channels.extension_of.insert(channel, extension.clone());
             }
+        }
+        if unmonitored > 0 {
+            self.health.errors += unmonitored;
+            self.health.last_error = Some(format!("{unmonitored} entries for extensions not configured"));
+            tracing::warn!(provider = %self.name, unmonitored, "entries for extensions we do not monitor skipped");
         }
         if resync {
             let gone: Vec<String> = self.live.keys().filter(|channel| !listed.contains(*channel)).cloned().collect();

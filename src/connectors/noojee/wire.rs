@@ -8,25 +8,25 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallData {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub can_answer: bool,
     /// The other party's number (empty while dialling out).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub caller_id: String,
     /// The channel's identity (Asterisk `epoch.seq`); answer and hang up by it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub unique_call_id: String,
     /// `""` until connected, then `yyyy/MM/dd HH:mm:ss` in the PBX's local time.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub call_start_time: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub is_queue_call: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub is_click_to_dial_call: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub inbound: bool,
     /// `Dialing Out`, `Connected`, `Ringing` or `Hungup`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_string")]
     pub status: String,
     /// With `Hungup` when the call did not connect: DISCONNECTED, NO_ANSWER, CONGESTION, BUSY.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +55,36 @@ pub struct Entry {
     pub call_id: i64,
     #[serde(rename = "Code", default, deserialize_with = "lenient_i64")]
     pub code: i64,
+}
+
+/// A string that may come as `null` (empty) or as a number (its digits).
+fn lenient_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => text,
+        Value::Number(number) => number.to_string(),
+        _ => String::new(),
+    })
+}
+
+/// A flag that may come as `"true"`/`"false"`, 1/0, or `null` (false).
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Bool(flag) => flag,
+        Value::String(text) => matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
+        Value::Number(number) => number.as_i64().is_some_and(|n| n != 0),
+        _ => false,
+    })
+}
+
+/// Provider text in an error or log line is cut to this many characters.
+const SHOWN_CHARS: usize = 200;
+
+/// Provider text cut to a length fit for a log line or the admin's screen.
+pub fn shorten(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 /// A number that some servers send as a string (`"CallID":"7"`); anything else reads as 0.
@@ -120,7 +150,7 @@ pub fn parse_reply(text: &str) -> Result<Reply, WireError> {
     let value: Value =
         serde_json::from_str(&plain_spaces(text)).map_err(|error| WireError::NotJson(error.to_string()))?;
     let code = code_of(value.get("Code")).ok_or(WireError::Missing("Code"))?;
-    let message = value.get("Message").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let message = shorten(value.get("Message").and_then(Value::as_str).unwrap_or_default());
     if code < 0 {
         return Err(WireError::Refused { code, message });
     }
@@ -166,7 +196,7 @@ pub fn parse_subscribe(text: &str) -> Result<Subscribe, WireError> {
     };
     let code = code_of(value.get("Code")).unwrap_or(0);
     if code < 0 {
-        let message = value.get("Message").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let message = shorten(value.get("Message").and_then(Value::as_str).unwrap_or_default());
         return Err(WireError::Refused { code, message });
     }
     let seq = match value.get("seq") {
@@ -179,11 +209,13 @@ pub fn parse_subscribe(text: &str) -> Result<Subscribe, WireError> {
     let data = match value.get("Data") {
         Some(Value::Object(data)) => data.clone(),
         Some(Value::Null) | None => Map::new(),
-        Some(other) => return Err(WireError::NotJson(format!("Data is {other}, not an object"))),
+        Some(other) => {
+            return Err(WireError::NotJson(format!("Data is {}, not an object", shorten(&other.to_string()))))
+        }
     };
     for (extension, list) in data {
         let Value::Array(list) = list else {
-            subscribe.rejected.push(format!("extension {extension}: not a list of calls"));
+            subscribe.rejected.push(shorten(&format!("extension {extension}: not a list of calls")));
             continue;
         };
         for raw in list {
@@ -192,7 +224,7 @@ pub fn parse_subscribe(text: &str) -> Result<Subscribe, WireError> {
                     subscribe.rejected.push(format!("extension {extension}: an entry without uniqueCallId"));
                 }
                 Ok(entry) => subscribe.entries.push((extension.clone(), entry, raw)),
-                Err(error) => subscribe.rejected.push(format!("extension {extension}: {error}")),
+                Err(error) => subscribe.rejected.push(shorten(&format!("extension {extension}: {error}"))),
             }
         }
     }
@@ -209,6 +241,20 @@ mod tests {
         let cleaned = plain_spaces(text);
         assert_eq!(cleaned, "{ \"Data\":{}, \"seq\":4,\"Code\":0,\"x\":\"a\u{a0}\\\"b\u{a0}\"}");
         assert_eq!(parse_subscribe(text).unwrap().seq, 4);
+    }
+
+    #[test]
+    fn nulls_numbers_and_string_flags_are_read() {
+        let body = r#"{"Data":{"500":[{"CallData":{"uniqueCallId":1234.5,"callStartTime":null,"callerId":null,
+            "inbound":"true","isQueueCall":1,"status":"Ringing"},"CallID":"3","Code":0}]},"seq":2,"Code":0}"#;
+        let parsed = parse_subscribe(body).unwrap();
+        assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+        let data = &parsed.entries[0].1.call_data;
+        assert_eq!(
+            (data.unique_call_id.as_str(), data.call_start_time.as_str(), data.inbound, data.is_queue_call),
+            ("1234.5", "", true, true)
+        );
+        assert_eq!(shorten(&"x".repeat(500)).chars().count(), 201);
     }
 
     #[test]

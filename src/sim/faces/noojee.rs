@@ -30,6 +30,9 @@ const LOG_KEEP: usize = 50_000;
 /// Ended channels kept (and shown in the full state) so a client resyncing after an outage or
 /// a restart still learns how they ended.
 const ENDED_KEEP: usize = 10_000;
+/// A restart is only injected once the numbering has reached this far: a client that is
+/// behind by more than a restart's worth of changes could not tell a restart from progress.
+const RESTART_AFTER_CHANGES: u64 = 100;
 /// The longest `timeOut` honoured, seconds.
 const MAX_TIMEOUT_S: u64 = 120;
 /// Command requests remembered for tests to inspect.
@@ -101,7 +104,8 @@ pub fn hangup_cause_of(cause: EndCause) -> Option<&'static str> {
 impl NoojeeFace {
     /// A face for the simulated PBX named `pbx` (provider, account); commands go to `sim`.
     pub fn new(api_key: &str, pbx: (&str, &str), faults: Arc<Faults>, sim: Option<SimHandle>) -> Self {
-        let state = FaceState { next_unique: 400, next_call_id: 1, ..FaceState::default() };
+        // Numbering starts at 1: 0 is the protocol's "send me everything now".
+        let state = FaceState { seq: 1, next_unique: 400, next_call_id: 1, ..FaceState::default() };
         Self {
             state: Arc::new(Mutex::new(state)),
             changed: Arc::new(watch::channel(0).0),
@@ -132,6 +136,11 @@ impl NoojeeFace {
     /// The face's current `seq`.
     pub fn seq(&self) -> u64 {
         self.lock().seq
+    }
+
+    /// The `lastSequenceNumber` of the request waiting now, if one is.
+    pub fn waiting(&self) -> Option<u64> {
+        self.lock().waiting
     }
 
     /// True when a subscribe request is waiting with the face's current `seq`: that client has
@@ -302,7 +311,13 @@ async fn subscribe(State(face): State<NoojeeFace>, Query(params): Query<HashMap<
     let timeout_s = param(&params, "timeOut").and_then(|value| value.parse::<u64>().ok()).unwrap_or(10);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_s.min(MAX_TIMEOUT_S));
 
-    if face.faults.roll(&[Fault::SequenceReset]).is_some() {
+    // One fault at most per response, so the response that shows a restart is never the one
+    // lost; and no restart before the numbering has run a while, as a real PBX's would.
+    let fault = match face.faults.roll(&[Fault::SequenceReset, Fault::Drop, Fault::Duplicate, Fault::Reorder]) {
+        Some(Fault::SequenceReset) if face.lock().seq < RESTART_AFTER_CHANGES => None,
+        fault => fault,
+    };
+    if fault == Some(Fault::SequenceReset) {
         restart_numbering(&mut face.lock());
     }
     let mut changed = face.changed.subscribe();
@@ -320,7 +335,7 @@ async fn subscribe(State(face): State<NoojeeFace>, Query(params): Query<HashMap<
     };
     // The minimum poll period of a real server.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    match face.faults.roll(&[Fault::Drop, Fault::Duplicate, Fault::Reorder]) {
+    match fault {
         Some(Fault::Drop) => return (StatusCode::BAD_GATEWAY, "simulated fault: drop").into_response(),
         Some(Fault::Duplicate) => {
             let state = face.lock();
