@@ -36,6 +36,15 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if let Some(Command::Hooks) = cli.command {
+        return match callboard::server::hooks::print_urls(&config).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("callboard hooks: {error}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match serve(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -3,6 +3,7 @@
 //! knows this interface.
 
 pub mod noojee;
+pub mod voipnow;
 
 use crate::model::{Action, Command};
 use futures::future::BoxFuture;
@@ -31,10 +32,50 @@ pub trait Connector: Send + Sync {
     fn control(&self, command: Command) -> BoxFuture<'static, Result<String, CommandError>>;
 }
 
-/// The running connectors, by provider name.
+/// What a webhook route hands to its provider: the path after the secret, and the request.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The path segment after the secret (VoipNow's event type), if any.
+    pub event: Option<String>,
+    pub method: axum::http::Method,
+    pub content_type: Option<String>,
+    /// The raw query string, empty when there is none.
+    pub query: String,
+    pub body: axum::body::Bytes,
+}
+
+/// Why a delivery was not taken in; each maps to its own HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookRefusal {
+    /// A path this provider does not serve: 404, as for a wrong secret.
+    #[error("no such webhook: {0}")]
+    UnknownEvent(String),
+    /// Unreadable or unusable parameters: 400.
+    #[error("{0}")]
+    Malformed(String),
+    /// The hub could not journal it: 503, so a sender that retries will.
+    #[error("the live state is not available right now")]
+    Unavailable,
+}
+
+/// A connector whose provider calls us. The webhook route checks the secret (in constant time)
+/// and the body size for every receiver, so each receiver only parses and maps.
+pub trait WebhookReceiver: Send + Sync {
+    /// The configured provider name: the `{provider}` of the hook path.
+    fn name(&self) -> &str;
+    /// The path secret. Never logged.
+    fn secret(&self) -> &str;
+    /// Takes in one delivery; answers only once what it carried is journaled.
+    fn receive(&self, delivery: Delivery) -> BoxFuture<'static, Result<(), HookRefusal>>;
+    /// Counts a delivery the route turned away before `receive` (wrong secret, oversized).
+    fn turned_away(&self, reason: &str);
+}
+
+/// The running connectors, by provider name, and those of them that receive webhooks.
 #[derive(Clone, Default)]
 pub struct Connectors {
     by_name: BTreeMap<String, Arc<dyn Connector>>,
+    hooks: BTreeMap<String, Arc<dyn WebhookReceiver>>,
 }
 
 impl Connectors {
@@ -45,6 +86,21 @@ impl Connectors {
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Connector>> {
         self.by_name.get(name)
     }
+
+    /// Registers a provider's webhook receiver under its name.
+    pub fn insert_hook(&mut self, receiver: Arc<dyn WebhookReceiver>) {
+        self.hooks.insert(receiver.name().to_owned(), receiver);
+    }
+
+    pub fn hook(&self, name: &str) -> Option<&Arc<dyn WebhookReceiver>> {
+        self.hooks.get(name)
+    }
+}
+
+/// A started connector, and its webhook receiver when its provider calls us.
+pub struct Started {
+    pub connector: Arc<dyn Connector>,
+    pub hook: Option<Arc<dyn WebhookReceiver>>,
 }
 
 /// The HTTP client every connector uses: rustls (ring) with the system's roots, bounded
@@ -61,18 +117,44 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// Starts the connector a `[[provider]]` table configures; the error names what is wrong.
-pub fn start(
+pub async fn start(
     provider: &crate::server::config::ProviderConfig,
     hub: crate::hub::Hub,
+    store: &crate::store::Store,
     shutdown: tokio_util::sync::CancellationToken,
-) -> Result<Arc<dyn Connector>, String> {
+) -> Result<Started, String> {
     use crate::server::config::ProviderKind;
     let invalid = |message: String| format!("provider {:?}: {message}", provider.name);
     match provider.kind {
         ProviderKind::Noojee => {
             let config = noojee::NoojeeConfig::from_table(&provider.settings).map_err(invalid)?;
-            Ok(noojee::NoojeeConnector::start(&provider.name, config, hub, shutdown))
+            Ok(Started { connector: noojee::NoojeeConnector::start(&provider.name, config, hub, shutdown), hook: None })
+        }
+        ProviderKind::Voipnow => {
+            let mut config = voipnow::VoipNowConfig::from_table(&provider.settings).map_err(invalid)?;
+            if config.webhook_secret.is_empty() {
+                config.webhook_secret = store
+                    .provider_secret(&provider.name, "webhook_secret", generate_secret())
+                    .await
+                    .map_err(|error| invalid(format!("cannot keep its generated webhook secret: {error}")))?;
+                tracing::info!(provider = %provider.name, "using the webhook secret Callboard generated and stored (run `callboard hooks` to see the URLs)");
+            }
+            let connector = voipnow::VoipNowConnector::start(&provider.name, config, hub, shutdown);
+            Ok(Started { connector: connector.clone(), hook: Some(connector) })
         }
         other => Err(invalid(format!("the {other:?} connector is not available yet"))),
     }
+}
+
+/// A fresh webhook path secret: 32 random bytes from the OS-seeded CSPRNG, as hex.
+pub fn generate_secret() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Whether `given` is `expected`, in time that does not depend on where they differ.
+pub fn secret_matches(given: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }

@@ -27,4 +27,7 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Run the simulated call center on its own and print what it served and produced.
     Sim(crate::sim::cli::SimArgs),
+    /// Print the webhook URLs to enter at each provider that calls Callboard (secrets included:
+    /// this is for the admin's eyes, never for a log).
+    Hooks,
 }

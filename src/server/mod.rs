@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod contacts;
+pub mod hooks;
 pub mod router;
 pub mod shutdown;
 pub mod telemetry;
@@ -51,9 +52,13 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
         connectors.insert(demo);
     }
     for provider in &config.providers {
-        let connector =
-            crate::connectors::start(provider, hub.clone(), shutdown.clone()).map_err(ServeError::Provider)?;
-        connectors.insert(connector);
+        let started = crate::connectors::start(provider, hub.clone(), &store, shutdown.clone())
+            .await
+            .map_err(ServeError::Provider)?;
+        connectors.insert(started.connector);
+        if let Some(hook) = started.hook {
+            connectors.insert_hook(hook);
+        }
     }
     let connectors = Arc::new(connectors);
     let state =

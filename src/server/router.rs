@@ -1,6 +1,6 @@
 //! The axum router: pages, the websocket, the JSON API and the layers every request passes.
 
-use super::{api, ws, AppState};
+use super::{api, hooks, ws, AppState};
 use crate::app::{shell, App};
 use axum::{extract::DefaultBodyLimit, response::IntoResponse, routing::get, Json, Router};
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -14,6 +14,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/ws", get(ws::upgrade))
         .nest("/api/v1", api::routes())
+        .merge(hooks::routes())
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -22,11 +23,17 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
 /// Liveness for load balancers and scripts: answers as soon as the server accepts requests.
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The request span: method and path, with webhook secrets left out (`DefaultMakeSpan` would
+/// log the whole URI).
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %request.method(), path = %hooks::loggable_path(request.uri()))
 }

@@ -118,6 +118,11 @@ impl Picture {
         Self::live(&extensions, &calls, &queues)
     }
 
+    /// Whether the picture has a line for `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -4,6 +4,7 @@
 //! longer enough. Writes come only from the hub, in one transaction per batch of events.
 
 pub mod contacts;
+mod secrets;
 
 use crate::model::{Call, Event, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

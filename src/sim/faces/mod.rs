@@ -2,3 +2,4 @@
 //! sockets, so connectors are tested against what they will meet.
 
 pub mod noojee;
+pub mod voipnow;

@@ -1,0 +1,483 @@
+//! The 4PSA VoipNow connector: Call Event callbacks (Dial-In, Dial-Out, Hangup and the two
+//! Answer events) received on one hook path per event type, and, with UnifiedAPI configured,
+//! the callbacks registered automatically and click-to-call, hold and hang-up through PhoneCalls.
+//!
+//! Callbacks carry no time and no sequence and may come twice or out of order, so each leg
+//! remembers how far it has come and a callback that would take it back is dropped as late:
+//! every callback is an idempotent upsert, and a Hangup that arrives first still ends the leg.
+
+mod mapping;
+pub mod uapi;
+pub mod wire;
+
+pub use mapping::{end_cause, flow_in, leg_state, observe, Observation};
+
+use super::{CommandError, Connector, Delivery, HookRefusal, WebhookReceiver};
+use crate::hub::{now_ms, Hub};
+use crate::model::{
+    Action, CallId, Command, ConnectorHealth, Event, EventKind, ExtensionId, ExtensionReport, LegId, LegReport,
+    LegState, Origin, Timestamp,
+};
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use wire::{CallEventType, CallParams};
+
+/// The account part of VoipNow ids: one connector is one VoipNow organisation.
+pub const ACCOUNT: &str = "pbx";
+/// Legs remembered for ordering callbacks; the oldest are forgotten first.
+const MAX_LEGS: usize = 50_000;
+/// Health goes to browsers at most this often while all is well.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+
+/// `[[provider]] kind = "voipnow"` keys.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoipNowConfig {
+    /// Where VoipNow reaches this Callboard, e.g. `https://board.example.com`.
+    pub public_url: String,
+    /// The secret in the hook paths; generated and stored when empty. Best given by environment.
+    #[serde(default)]
+    pub webhook_secret: String,
+    /// Extended extension numbers (`0003*210`) to show from the start and, with UnifiedAPI,
+    /// to register the Call Events on.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    /// The VoipNow server root (`https://voipnow.example.com`) for UnifiedAPI; optional.
+    #[serde(default)]
+    pub uapi_url: String,
+    #[serde(default)]
+    pub client_id: String,
+    /// Best given by environment.
+    #[serde(default)]
+    pub client_secret: String,
+    /// Best given by environment.
+    #[serde(default)]
+    pub refresh_token: String,
+    /// How registered Call Events call us: `post` (form body) or `get`.
+    #[serde(default = "default_event_method")]
+    pub event_method: String,
+}
+
+fn default_event_method() -> String {
+    "post".into()
+}
+
+impl std::fmt::Debug for VoipNowConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoipNowConfig")
+            .field("public_url", &self.public_url)
+            .field("webhook_secret", &"(secret)")
+            .field("extensions", &self.extensions)
+            .field("uapi_url", &self.uapi_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"(secret)")
+            .field("refresh_token", &"(secret)")
+            .field("event_method", &self.event_method)
+            .finish()
+    }
+}
+
+impl VoipNowConfig {
+    /// Reads and checks a provider table.
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let config: VoipNowConfig = table.clone().try_into().map_err(|error: toml::de::Error| error.to_string())?;
+        let is_url = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        if !is_url(&config.public_url) {
+            return Err(format!("public_url {:?} must start with http:// or https://", config.public_url));
+        }
+        if !config.webhook_secret.is_empty()
+            && (config.webhook_secret.len() < 16 || !config.webhook_secret.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err("webhook_secret must be at least 16 letters and digits (or left out to generate one)".into());
+        }
+        if config.extensions.iter().any(|e| e.trim().is_empty() || e.contains('/')) {
+            return Err("extensions must be extension numbers such as \"0003*210\", none empty".into());
+        }
+        let uapi = [&config.uapi_url, &config.client_id, &config.client_secret, &config.refresh_token];
+        if uapi.iter().any(|key| !key.is_empty()) && uapi.iter().any(|key| key.is_empty()) {
+            return Err("UnifiedAPI needs all of uapi_url, client_id, client_secret and refresh_token".into());
+        }
+        if !config.uapi_url.is_empty() && !is_url(&config.uapi_url) {
+            return Err(format!("uapi_url {:?} must start with http:// or https://", config.uapi_url));
+        }
+        if !["post", "get"].contains(&config.event_method.as_str()) {
+            return Err(format!("event_method {:?} must be post or get", config.event_method));
+        }
+        Ok(config)
+    }
+
+    /// Whether call control and automatic registration are configured.
+    pub fn has_uapi(&self) -> bool {
+        !self.uapi_url.is_empty()
+    }
+
+    /// The URL VoipNow calls for one event type of provider `name`.
+    pub fn hook_url(&self, name: &str, event: CallEventType) -> String {
+        format!("{}/hooks/{name}/{}/{}", self.public_url.trim_end_matches('/'), self.webhook_secret, event.path())
+    }
+}
+
+/// How far a leg has come, as callbacks told it.
+struct LegMemory {
+    /// The call it belongs to (native id), fixed by its first callback.
+    call: String,
+    state: LegState,
+    /// The other party's number, for hanging up through UnifiedAPI.
+    remote: Option<String>,
+}
+
+/// What the callbacks share: leg memory (for ordering) and health.
+struct Inner {
+    legs: HashMap<(String, String), LegMemory>,
+    order: VecDeque<(String, String)>,
+    health: ConnectorHealth,
+    reported: Instant,
+    /// The latest event time given out: times are unique and rising across the connector.
+    clock: Timestamp,
+}
+
+/// The running VoipNow connector: a webhook receiver, and a command target when UnifiedAPI is
+/// configured.
+pub struct VoipNowConnector {
+    callbacks: Arc<Callbacks>,
+    capabilities: Vec<Action>,
+}
+
+/// The callback side, shared with the futures that take deliveries in.
+struct Callbacks {
+    name: String,
+    config: Arc<VoipNowConfig>,
+    hub: Hub,
+    inner: Mutex<Inner>,
+    uapi: Option<Arc<uapi::UnifiedApi>>,
+}
+
+/// What a callback became.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Applied (or at least handed to the hub) as this leg state.
+    Applied(LegState),
+    /// The leg had already come this far: a duplicate or a late callback.
+    Late,
+}
+
+impl VoipNowConnector {
+    /// Starts the connector; with UnifiedAPI it also registers the Call Events in the background.
+    pub fn start(name: &str, config: VoipNowConfig, hub: Hub, shutdown: CancellationToken) -> Arc<Self> {
+        let config = Arc::new(config);
+        let uapi = config.has_uapi().then(|| Arc::new(uapi::UnifiedApi::new(config.clone(), super::http_client())));
+        let capabilities = if uapi.is_some() { uapi::CAPABILITIES.to_vec() } else { Vec::new() };
+        let health = ConnectorHealth {
+            name: name.to_owned(),
+            kind: "voipnow".into(),
+            state: "ready".into(),
+            capabilities: capabilities.clone(),
+            ..Default::default()
+        };
+        let inner = Inner { legs: HashMap::new(), order: VecDeque::new(), health, reported: Instant::now(), clock: 0 };
+        let callbacks = Arc::new(Callbacks {
+            name: name.to_owned(),
+            config: config.clone(),
+            hub: hub.clone(),
+            inner: Mutex::new(inner),
+            uapi: uapi.clone(),
+        });
+        let announcing = callbacks.clone();
+        tokio::spawn(async move {
+            announcing.announce_extensions().await;
+            if let Some(uapi) = uapi {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    outcome = uapi.register_call_events(&announcing.name) => announcing.registered(outcome).await,
+                }
+            }
+        });
+        Arc::new(Self { callbacks, capabilities })
+    }
+
+    /// The connector's health as last counted.
+    pub fn health(&self) -> ConnectorHealth {
+        self.callbacks.lock().health.clone()
+    }
+
+    /// Takes in one callback of type `event` (what the hook route does after parsing).
+    pub async fn take(&self, event: CallEventType, params: CallParams) -> Result<Taken, HookRefusal> {
+        self.callbacks.take(event, params).await
+    }
+
+    /// The hook URL of one event type, secret included: for registering, never for logs.
+    pub fn hook_url(&self, event: CallEventType) -> String {
+        self.callbacks.config.hook_url(&self.callbacks.name, event)
+    }
+}
+
+impl Callbacks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn announce_extensions(&self) {
+        let now = now_ms();
+        for extension in &self.config.extensions {
+            let report = ExtensionReport {
+                extension: ExtensionId::new(&self.name, ACCOUNT, extension.trim()),
+                name: None,
+                sip_user: None,
+                online_user: None,
+            };
+            let _ = self.hub.feed(Event::new(&self.name, ACCOUNT, now, EventKind::Extension(report))).await;
+        }
+        let health = self.lock().health.clone();
+        let _ = self.hub.report_health(health).await;
+    }
+
+    async fn registered(&self, outcome: Result<uapi::Registered, uapi::UapiError>) {
+        match outcome {
+            Ok(registered) => tracing::info!(
+                provider = %self.name,
+                created = registered.created,
+                present = registered.present,
+                "VoipNow Call Events registered"
+            ),
+            Err(error) => {
+                tracing::warn!(provider = %self.name, %error, "VoipNow Call Events could not be registered");
+                self.count_error(format!("registering the Call Events: {error}")).await;
+            }
+        }
+    }
+
+    async fn count_error(&self, text: String) {
+        let health = {
+            let mut inner = self.lock();
+            inner.health.errors += 1;
+            inner.health.last_error = Some(text);
+            inner.reported = Instant::now();
+            inner.health.clone()
+        };
+        let _ = self.hub.report_health(health).await;
+    }
+
+    /// Takes in one callback of type `event`: the reports it makes go to the hub and are
+    /// journaled before this returns.
+    async fn take(&self, event: CallEventType, params: CallParams) -> Result<Taken, HookRefusal> {
+        let (reports, health) = match self.plan(event, &params) {
+            Ok(planned) => planned,
+            Err(reason) => {
+                tracing::warn!(provider = %self.name, %reason, "VoipNow callback refused");
+                self.count_error(reason.clone()).await;
+                return Err(HookRefusal::Malformed(reason));
+            }
+        };
+        let raw = params.to_json();
+        let taken = reports.last().map_or(Taken::Late, |(report, _)| Taken::Applied(report.state));
+        for (report, at) in reports {
+            let mut event = Event::new(&self.name, ACCOUNT, at, EventKind::Leg(report));
+            event.raw = raw.clone();
+            match self.hub.submit(event).await {
+                Ok(_) => {}
+                Err(crate::hub::HubError::Stopped) => return Err(HookRefusal::Unavailable),
+                Err(crate::hub::HubError::Refused(reason)) => {
+                    tracing::warn!(provider = %self.name, %reason, "VoipNow callback refused by the live model");
+                    self.count_error(reason.clone()).await;
+                    return Err(HookRefusal::Malformed(reason));
+                }
+            }
+        }
+        if let Some(health) = health {
+            let _ = self.hub.report_health(health).await;
+        }
+        Ok(taken)
+    }
+
+    /// Decides, under the lock, what a callback changes: nothing when the leg has already come
+    /// as far, else the reports to submit with their (rising) times. Also counts it.
+    #[allow(clippy::type_complexity)]
+    fn plan(
+        &self,
+        event: CallEventType,
+        params: &CallParams,
+    ) -> Result<(Vec<(LegReport, Timestamp)>, Option<ConnectorHealth>), String> {
+        let mut inner = self.lock();
+        let inbound = match flow_in(event, params) {
+            Some(inbound) => inbound,
+            // A Hangup that does not say its side: the side whose leg we know, else the called.
+            None => {
+                let call_id = params.call_id.clone().unwrap_or_default();
+                let known = |extension: &Option<String>| {
+                    extension.as_ref().is_some_and(|e| inner.legs.contains_key(&(call_id.clone(), e.clone())))
+                };
+                !known(&params.caller_extension) || known(&params.called_extension)
+            }
+        };
+        let observation = observe(event, params, inbound)?;
+        let key = (observation.call_id.clone(), observation.extension.clone());
+        let now = now_ms().max(inner.clock + 1);
+        let known = inner.legs.get(&key).map(|leg| (leg.call.clone(), leg.state));
+        let call = match &known {
+            Some((call, _)) => call.clone(),
+            None => observation.conversation.clone().unwrap_or_else(|| observation.call_id.clone()),
+        };
+        let before = known.as_ref().map(|(_, state)| *state);
+        let rank = |state: LegState| match state {
+            LegState::Ended => 3,
+            state if state.is_answered() => 2,
+            _ => 1,
+        };
+        let mut reports = Vec::new();
+        if before.is_none_or(|before| rank(observation.state) > rank(before)) {
+            let mut at = now;
+            // A Hangup saying ANSWER of a leg never seen answered: it was (the Answer events are
+            // optional), so history counts it answered.
+            if observation.answered && before.is_none_or(|before| rank(before) < 2) {
+                reports.push((self.report(&observation, &call, LegState::Active), at));
+                at += 1;
+            }
+            reports.push((self.report(&observation, &call, observation.state), at));
+            inner.clock = at;
+            match inner.legs.get_mut(&key) {
+                Some(leg) => leg.state = observation.state,
+                None => {
+                    let remote = observation.remote.number.clone();
+                    inner.legs.insert(key.clone(), LegMemory { call, state: observation.state, remote });
+                    inner.order.push_back(key);
+                    while inner.order.len() > MAX_LEGS {
+                        if let Some(old) = inner.order.pop_front() {
+                            inner.legs.remove(&old);
+                        }
+                    }
+                }
+            }
+        }
+        inner.health.events += 1;
+        inner.health.last_event_at = Some(now);
+        let due = inner.reported.elapsed() >= HEALTH_EVERY;
+        if due {
+            inner.reported = Instant::now();
+        }
+        Ok((reports, due.then(|| inner.health.clone())))
+    }
+
+    fn report(&self, observation: &Observation, call: &str, state: LegState) -> LegReport {
+        let leg = format!("{}@{}", observation.call_id, observation.extension);
+        LegReport {
+            leg: LegId::new(&self.name, ACCOUNT, &leg),
+            call: CallId::new(&self.name, ACCOUNT, call),
+            extension: Some(ExtensionId::new(&self.name, ACCOUNT, &observation.extension)),
+            state,
+            held_by: None,
+            direction: observation.direction,
+            origin: match &self.uapi {
+                Some(uapi) if observation.conversation.as_deref().is_some_and(|id| uapi.placed(id)) => {
+                    Origin::ClickToCall
+                }
+                _ => Origin::Normal,
+            },
+            local: observation.local.clone(),
+            remote: observation.remote.clone(),
+            queue: None,
+            end_cause: if state.is_ended() { observation.end_cause } else { None },
+            raw_cause: if state.is_ended() {
+                observation.raw_state.split_once(' ').map(|(_, s)| s.to_owned())
+            } else {
+                None
+            },
+            raw_state: observation.raw_state.clone(),
+        }
+    }
+
+    /// Where the live leg a command names is (by leg, else by call).
+    fn live_leg_of(&self, command: &Command) -> Option<uapi::LegAt> {
+        let inner = self.lock();
+        let wanted_leg = command.leg.as_ref().map(|leg| leg.native().to_owned());
+        inner.legs.iter().find_map(|((call_id, extension), memory)| {
+            let native = format!("{call_id}@{extension}");
+            let matches = match (&wanted_leg, &command.call) {
+                (Some(leg), _) => *leg == native,
+                (None, Some(call)) => call.native() == memory.call,
+                (None, None) => false,
+            };
+            (matches && !memory.state.is_ended())
+                .then(|| uapi::LegAt { extension: extension.clone(), remote: memory.remote.clone() })
+        })
+    }
+}
+
+impl WebhookReceiver for VoipNowConnector {
+    fn name(&self) -> &str {
+        &self.callbacks.name
+    }
+
+    fn secret(&self) -> &str {
+        &self.callbacks.config.webhook_secret
+    }
+
+    fn receive(&self, delivery: Delivery) -> BoxFuture<'static, Result<(), HookRefusal>> {
+        let this = self.callbacks.clone();
+        Box::pin(async move {
+            let path = delivery.event.clone().unwrap_or_default();
+            let Some(event) = CallEventType::from_path(&path) else {
+                let reason = format!("a callback for an unknown event path {:?}", wire::shown(&path));
+                this.count_error(reason.clone()).await;
+                return Err(HookRefusal::UnknownEvent(reason));
+            };
+            let params = match params_of(&delivery) {
+                Ok(params) => params,
+                Err(reason) => {
+                    this.count_error(reason.clone()).await;
+                    return Err(HookRefusal::Malformed(reason));
+                }
+            };
+            this.take(event, params).await.map(|_| ())
+        })
+    }
+
+    fn turned_away(&self, reason: &str) {
+        let callbacks = self.callbacks.clone();
+        let reason = reason.to_owned();
+        tokio::spawn(async move { callbacks.count_error(reason).await });
+    }
+}
+
+/// The parameters of a delivery: the query of a GET, the body of a POST (JSON when it says so
+/// or looks like it, else a form; an empty body falls back to the query).
+pub fn params_of(delivery: &Delivery) -> Result<CallParams, String> {
+    if delivery.method == axum::http::Method::GET || delivery.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CallParams::from_form(delivery.query.as_bytes()));
+    }
+    let json = delivery.content_type.as_deref().is_some_and(|kind| kind.to_ascii_lowercase().contains("json"))
+        || delivery.body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    if json {
+        CallParams::from_json(&delivery.body)
+    } else if std::str::from_utf8(&delivery.body).is_err() {
+        Err("the form body is not UTF-8 text".into())
+    } else {
+        Ok(CallParams::from_form(&delivery.body))
+    }
+}
+
+impl Connector for VoipNowConnector {
+    fn name(&self) -> &str {
+        &self.callbacks.name
+    }
+
+    fn capabilities(&self) -> &[Action] {
+        &self.capabilities
+    }
+
+    fn control(&self, command: Command) -> BoxFuture<'static, Result<String, CommandError>> {
+        let Some(uapi) = self.callbacks.uapi.clone() else {
+            return Box::pin(async {
+                Err(CommandError::Refused(
+                    "VoipNow call control needs UnifiedAPI: set uapi_url, client_id, client_secret and refresh_token"
+                        .into(),
+                ))
+            });
+        };
+        let leg = self.callbacks.live_leg_of(&command);
+        Box::pin(async move { uapi.control(command, leg).await })
+    }
+}

@@ -1,0 +1,346 @@
+//! VoipNow UnifiedAPI: OAuth token refresh, the PhoneCallEvents service (so each extension's
+//! Call Events point at our hook paths) and PhoneCalls (click-to-call, hold, hang up).
+//!
+//! Shapes follow providers.md 3.2 to 3.4. What the documentation leaves open is read leniently:
+//! a list may be a bare array or an object with `entry`, ids may be numbers or strings.
+
+use super::wire::{shown, CallEventType};
+use super::VoipNowConfig;
+use crate::connectors::CommandError;
+use crate::model::{Action, Command};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What UnifiedAPI lets us do from the desk.
+pub const CAPABILITIES: [Action; 3] = [Action::Dial, Action::Hold, Action::Hangup];
+/// Requests give up after this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// A reply larger than this is refused unread.
+const MAX_REPLY_BYTES: usize = 256 * 1024;
+/// A token is refreshed this long before it would expire.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+/// Calls placed by click-to-call remembered, to mark their events as click-to-call.
+const PLACED_KEEP: usize = 1_000;
+
+/// Why a UnifiedAPI request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UapiError {
+    /// VoipNow answered 4xx: its own words.
+    #[error("VoipNow refused: {0}")]
+    Refused(String),
+    #[error("VoipNow could not be reached: {0}")]
+    Unreachable(String),
+    #[error("VoipNow answered something unreadable: {0}")]
+    Unreadable(String),
+}
+
+impl From<UapiError> for CommandError {
+    fn from(error: UapiError) -> Self {
+        match error {
+            UapiError::Refused(words) => CommandError::Refused(words),
+            other => CommandError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+/// What registering the Call Events did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Registered {
+    pub created: usize,
+    pub present: usize,
+}
+
+struct Token {
+    access: String,
+    refresh: String,
+    until: Instant,
+}
+
+/// A UnifiedAPI client with its token.
+pub struct UnifiedApi {
+    config: Arc<VoipNowConfig>,
+    client: reqwest::Client,
+    token: tokio::sync::Mutex<Option<Token>>,
+    placed: Mutex<VecDeque<String>>,
+}
+
+impl UnifiedApi {
+    pub fn new(config: Arc<VoipNowConfig>, client: reqwest::Client) -> Self {
+        Self { config, client, token: tokio::sync::Mutex::new(None), placed: Mutex::new(VecDeque::new()) }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.uapi_url.trim_end_matches('/'))
+    }
+
+    /// Whether `call_api_id` is a call we placed by click-to-call.
+    pub fn placed(&self, call_api_id: &str) -> bool {
+        self.placed.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|id| id == call_api_id)
+    }
+
+    /// A valid access token, refreshed with the refresh token when due (1 h lifetime).
+    async fn access_token(&self) -> Result<String, UapiError> {
+        let mut token = self.token.lock().await;
+        if let Some(current) = token.as_ref().filter(|t| t.until > Instant::now()) {
+            return Ok(current.access.clone());
+        }
+        let refresh = token.as_ref().map_or_else(|| self.config.refresh_token.clone(), |t| t.refresh.clone());
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", self.config.client_id.as_str()),
+            ("client_secret", self.config.client_secret.as_str()),
+        ];
+        let request = self.client.post(self.url("/oauth/token.php")).form(&form);
+        let reply = send(request).await?;
+        let access = reply.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty());
+        let Some(access) = access else {
+            return Err(UapiError::Unreadable("the token reply has no access_token".into()));
+        };
+        let lifetime = reply.get("expires_in").and_then(lenient_u64).unwrap_or(3_600);
+        let refresh = reply.get("refresh_token").and_then(Value::as_str).map_or(refresh, str::to_owned);
+        let until = Instant::now() + Duration::from_secs(lifetime).saturating_sub(EXPIRY_MARGIN);
+        *token = Some(Token { access: access.to_owned(), refresh, until });
+        Ok(access.to_owned())
+    }
+
+    /// Sends an authorised request; a 401 drops the token and tries once more with a new one.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, UapiError> {
+        for attempt in 0..2 {
+            let token = self.access_token().await?;
+            let mut request = self.client.request(method.clone(), self.url(path)).bearer_auth(token);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            match send(request).await {
+                Err(UapiError::Refused(words)) if attempt == 0 && words.starts_with("HTTP 401") => {
+                    *self.token.lock().await = None;
+                }
+                outcome => return outcome,
+            }
+        }
+        Err(UapiError::Refused("HTTP 401: the token was refused twice".into()))
+    }
+
+    /// Makes sure every configured extension has a Call Event of each type pointing at our hook
+    /// path; creates the missing ones and leaves every other Call Event alone.
+    pub async fn register_call_events(&self, provider: &str) -> Result<Registered, UapiError> {
+        let method = if self.config.event_method == "get" { "0" } else { "1" };
+        let mut registered = Registered::default();
+        for extension in &self.config.extensions {
+            let path = format!("/uapi/extensions/@me/{}/phoneCallEvents", encode(extension.trim()));
+            let existing = entries(&self.call(reqwest::Method::GET, &path, None).await?);
+            for event in CallEventType::ALL {
+                let url = self.config.hook_url(provider, event);
+                let present = existing.iter().any(|entry| {
+                    text(entry.get("type")).as_deref() == Some(event.type_code())
+                        && entry.get("url").and_then(Value::as_str) == Some(url.as_str())
+                });
+                if present {
+                    registered.present += 1;
+                    continue;
+                }
+                let body = json!({
+                    "type": event.type_code(),
+                    "method": method,
+                    "url": url,
+                    "status": "1",
+                    "note": "Callboard",
+                });
+                self.call(reqwest::Method::POST, &format!("{path}/"), Some(body)).await?;
+                registered.created += 1;
+            }
+        }
+        Ok(registered)
+    }
+
+    /// Carries out a command; `leg` is the extension and remote number of the live leg it names.
+    pub async fn control(&self, command: Command, leg: Option<LegAt>) -> Result<String, CommandError> {
+        match command.action {
+            Action::Dial => {
+                let extension = command
+                    .extension
+                    .as_ref()
+                    .map(|e| e.native().to_owned())
+                    .ok_or_else(|| CommandError::Refused("dialling needs the extension to call from".into()))?;
+                let number = command
+                    .number
+                    .clone()
+                    .filter(|n| !n.trim().is_empty())
+                    .ok_or_else(|| CommandError::Refused("dialling needs a number".into()))?;
+                let body = json!({
+                    "extension": extension,
+                    "phoneCallView": [{ "source": [extension], "destination": [number.trim()] }],
+                });
+                let reply = self.call(reqwest::Method::POST, "/uapi/phoneCalls/@me/simple", Some(body)).await?;
+                let ids: Vec<String> = entries(&reply).iter().filter_map(|call| text(call.get("id"))).collect();
+                let mut placed = self.placed.lock().unwrap_or_else(|p| p.into_inner());
+                for id in &ids {
+                    placed.push_back(id.clone());
+                }
+                while placed.len() > PLACED_KEEP {
+                    placed.pop_front();
+                }
+                Ok(format!("calling {} from {extension}", number.trim()))
+            }
+            Action::Hangup => {
+                let leg = leg.ok_or_else(|| CommandError::Refused("there is no live call there".into()))?;
+                let mut path = format!("/uapi/phoneCalls/@me/{}", encode(&leg.extension));
+                if let Some(remote) = &leg.remote {
+                    path.push_str(&format!("?phoneNumber={}", encode(remote)));
+                }
+                self.call(reqwest::Method::DELETE, &path, None).await?;
+                Ok("hung up".into())
+            }
+            Action::Hold => {
+                let leg = leg.ok_or_else(|| CommandError::Refused("there is no live call there".into()))?;
+                let path = format!("/uapi/phoneCalls/@me/{}", encode(&leg.extension));
+                let calls = entries(&self.call(reqwest::Method::GET, &path, None).await?);
+                let (call, view) = find_view(&calls, leg.remote.as_deref())
+                    .ok_or_else(|| CommandError::Refused("VoipNow lists no such call at that extension".into()))?;
+                let body = json!({ "action": "OnHold", "phoneCallViewId": view });
+                self.call(reqwest::Method::PUT, &format!("{path}/{}", encode(&call)), Some(body)).await?;
+                Ok("on hold".into())
+            }
+            other => Err(CommandError::Refused(format!("VoipNow's UnifiedAPI offers no {other:?}"))),
+        }
+    }
+}
+
+/// Where a live leg is: its extended extension and the other party's number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegAt {
+    pub extension: String,
+    pub remote: Option<String>,
+}
+
+/// The PhoneCall and view that involve `remote` (or the only one, when `remote` is unknown).
+fn find_view(calls: &[Value], remote: Option<&str>) -> Option<(String, String)> {
+    let mut found = Vec::new();
+    for call in calls {
+        let Some(id) = text(call.get("id")) else { continue };
+        for view in call.get("phoneCallView").and_then(Value::as_array).into_iter().flatten() {
+            let parties: Vec<String> = ["source", "destination"]
+                .iter()
+                .flat_map(|side| view.get(*side).and_then(Value::as_array).cloned().unwrap_or_default())
+                .filter_map(|party| text(Some(&party)))
+                .collect();
+            let view_id = text(view.get("id")).unwrap_or_else(|| "00".into());
+            if remote.is_none_or(|remote| parties.iter().any(|party| party == remote)) {
+                found.push((id.clone(), view_id));
+            }
+        }
+    }
+    (found.len() == 1 || remote.is_some()).then(|| found.into_iter().next()).flatten()
+}
+
+/// The items of a list reply: a bare array, or an object's `entry` (or a single object).
+pub fn entries(reply: &Value) -> Vec<Value> {
+    match reply {
+        Value::Array(items) => items.clone(),
+        Value::Object(object) => match object.get("entry") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(item @ Value::Object(_)) => vec![item.clone()],
+            _ if object.contains_key("id") => vec![reply.clone()],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// A string or number as text.
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+fn lenient_u64(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
+}
+
+/// Percent-encodes one path segment or query value (`*` and `+` included).
+pub fn encode(segment: &str) -> String {
+    form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// Sends, reads a bounded reply, and sorts the outcome: 2xx is the JSON (or null when empty),
+/// 4xx is VoipNow's words, anything else is unreachable.
+async fn send(request: reqwest::RequestBuilder) -> Result<Value, UapiError> {
+    let transport = |error: reqwest::Error| UapiError::Unreachable(error.without_url().to_string());
+    let mut response = request.timeout(REQUEST_TIMEOUT).send().await.map_err(transport)?;
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(UapiError::Unreadable(format!("a reply over {MAX_REPLY_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let words = || shown(String::from_utf8_lossy(&body).trim());
+    if status.is_client_error() {
+        let said =
+            serde_json::from_slice::<Value>(&body).ok().and_then(|reply| error_text(&reply)).unwrap_or_else(words);
+        return Err(UapiError::Refused(format!("HTTP {}: {said}", status.as_u16())));
+    }
+    if !status.is_success() {
+        return Err(UapiError::Unreachable(format!("HTTP {}", status.as_u16())));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&body).map_err(|error| UapiError::Unreadable(error.to_string()))
+}
+
+/// The message of an error reply, whatever its shape (`{"error": {"code","message"}}`,
+/// `{"error": "..."}`, `{"message": "..."}`).
+fn error_text(reply: &Value) -> Option<String> {
+    let error = reply.get("error").unwrap_or(reply);
+    let message = match error {
+        Value::String(text) => Some(text.clone()),
+        Value::Object(_) => {
+            let code = text(error.get("code"));
+            let message = text(error.get("message")).or_else(|| text(error.get("error_description")));
+            match (code, message) {
+                (Some(code), Some(message)) => Some(format!("{message} ({code})")),
+                (code, message) => message.or(code),
+            }
+        }
+        _ => None,
+    };
+    message.map(|m| shown(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_come_bare_or_in_entry_and_errors_in_either_shape() {
+        assert_eq!(entries(&json!([{"id": 1}])).len(), 1);
+        assert_eq!(entries(&json!({"entry": [{"id": 1}, {"id": 2}]})).len(), 2);
+        assert_eq!(entries(&json!({"id": "5"})).len(), 1);
+        assert!(entries(&json!({"paging": {}})).is_empty());
+        assert_eq!(
+            error_text(&json!({"error": {"code": "pcet_type_invalid", "message": "Invalid type"}})).as_deref(),
+            Some("Invalid type (pcet_type_invalid)")
+        );
+        assert_eq!(error_text(&json!({"error": "invalid_grant"})).as_deref(), Some("invalid_grant"));
+        assert_eq!(encode("0003*210"), "0003%2A210");
+    }
+
+    #[test]
+    fn the_view_with_the_other_party_is_the_one_held() {
+        let calls = vec![
+            json!({"id": "A1", "phoneCallView": [{"id": "00", "source": ["210"], "destination": ["0722111222"]}]}),
+            json!({"id": "B2", "phoneCallView": [{"id": "01", "source": ["0733"], "destination": ["210"]}]}),
+        ];
+        assert_eq!(find_view(&calls, Some("0733")), Some(("B2".into(), "01".into())));
+        assert_eq!(find_view(&calls, None), None, "two calls and no party: ambiguous");
+        assert_eq!(find_view(&calls[..1], None), Some(("A1".into(), "00".into())));
+    }
+}

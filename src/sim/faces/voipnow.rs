@@ -1,0 +1,665 @@
+//! The simulator's VoipNow face: Call Event callbacks sent from the ground truth to the URLs the
+//! extensions registered (by GET or POST, form or JSON), with drops, duplicates, reordering and
+//! slow sends; and the UnifiedAPI endpoints Callboard uses (OAuth token, PhoneCallEvents,
+//! PhoneCalls) backed by the simulated PBX.
+//!
+//! Every extension leg of the simulated PBX is a VoipNow call at that extension with its own
+//! `CallID`; the simulated call's id is its `CallAPIID`. Extensions appear in the extended
+//! form `0001*<number>`.
+
+use crate::connectors::voipnow::wire::{CallEventType, CallParams};
+use crate::connectors::voipnow::{end_cause, leg_state};
+use crate::model::{
+    Action, Command, EndCause, Event, EventKind, ExtensionId, LegId, LegReport, LegState, LiveState, Presence,
+    Timestamp,
+};
+use crate::sim::faults::{http_faults, Fault, Faults};
+use crate::sim::harness::Picture;
+use crate::sim::runner::{SimError, SimHandle};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Form, Json, Router};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The organisation prefix of the face's extended extension numbers.
+pub const ORGANISATION: &str = "0001";
+/// Callbacks waiting to be sent; past this the oldest are dropped (and counted as drops).
+const OUTBOX_KEEP: usize = 100_000;
+/// Ended calls remembered for the pictures.
+const ENDED_KEEP: usize = 50_000;
+
+/// How an extension's Call Event calls its script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookMethod {
+    Get,
+    PostForm,
+    PostJson,
+}
+
+/// One registered Call Event.
+#[derive(Debug, Clone)]
+struct Registration {
+    id: String,
+    event: CallEventType,
+    method: HookMethod,
+    url: String,
+}
+
+/// One VoipNow call at one extension: a leg of the simulated PBX.
+struct Channel {
+    call_id: String,
+    extension: String,
+    leg: LegId,
+    inbound: bool,
+    /// The last state rendered (what a callback was queued for).
+    rendered: LegState,
+    remote: Option<String>,
+    /// How far delivered callbacks took it (rank 1 dialling, 2 answered, 3 ended), and the
+    /// Hangup's cause: what a receiver that lost nothing delivered must show.
+    delivered: Option<(u8, Option<EndCause>, bool)>,
+    /// A callback of this channel was dropped on the way.
+    lost: bool,
+}
+
+struct Callback {
+    unique: String,
+    event: CallEventType,
+    params: CallParams,
+}
+
+#[derive(Default)]
+struct FaceState {
+    channels: HashMap<String, Channel>,
+    by_leg: HashMap<LegId, String>,
+    ended: VecDeque<String>,
+    registrations: BTreeMap<String, Vec<Registration>>,
+    outbox: VecDeque<Callback>,
+    in_flight: bool,
+    next_unique: u64,
+    next_id: u64,
+    tokens: HashSet<String>,
+    refresh_tokens: HashSet<String>,
+    delivered: u64,
+    failed: u64,
+}
+
+/// The face; cheap to clone.
+#[derive(Clone)]
+pub struct VoipNowFace {
+    state: Arc<Mutex<FaceState>>,
+    wake: Arc<Notify>,
+    faults: Arc<Faults>,
+    client: reqwest::Client,
+    /// The OAuth app the face accepts.
+    client_id: String,
+    client_secret: String,
+    pbx: (String, String),
+    sim: Option<SimHandle>,
+}
+
+/// The extended form of a simulated extension number.
+pub fn extended(number: &str) -> String {
+    format!("{ORGANISATION}*{number}")
+}
+
+/// How far a leg has come as callbacks tell it: 0 not yet, 1 dialling or ringing, 2 answered,
+/// 3 ended.
+fn rank(state: LegState) -> u8 {
+    match state {
+        LegState::Unknown => 0,
+        LegState::Ended => 3,
+        state if state.is_answered() => 2,
+        _ => 1,
+    }
+}
+
+/// The Hangup `CallStatus` VoipNow gives for an end cause.
+pub fn call_status_of(cause: EndCause, answered: bool) -> &'static str {
+    match cause {
+        EndCause::Normal if answered => "ANSWER",
+        EndCause::Normal | EndCause::Cancelled | EndCause::QueueAbandoned | EndCause::AnsweredElsewhere => "CANCEL",
+        EndCause::NoAnswer => "NOANSWER",
+        EndCause::Busy | EndCause::Rejected => "BUSY",
+        EndCause::Congestion => "CONGESTION",
+        EndCause::Unavailable => "CHANUNAVAIL",
+        _ => "UNKNOWN",
+    }
+}
+
+impl VoipNowFace {
+    /// A face for the simulated PBX named `pbx`; commands go to `sim`. Starts its sender.
+    pub fn new(
+        oauth: (&str, &str),
+        refresh_token: &str,
+        pbx: (&str, &str),
+        faults: Arc<Faults>,
+        sim: Option<SimHandle>,
+    ) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let state = FaceState {
+            next_unique: 500,
+            refresh_tokens: HashSet::from([refresh_token.to_owned()]),
+            ..FaceState::default()
+        };
+        let face = Self {
+            state: Arc::new(Mutex::new(state)),
+            wake: Arc::new(Notify::new()),
+            faults,
+            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default(),
+            client_id: oauth.0.to_owned(),
+            client_secret: oauth.1.to_owned(),
+            pbx: (pbx.0.to_owned(), pbx.1.to_owned()),
+            sim,
+        };
+        tokio::spawn(face.clone().send_loop());
+        face
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaceState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a Call Event as an administrator would in the VoipNow panel.
+    pub fn register(&self, extension: &str, event: CallEventType, method: HookMethod, url: &str) {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = format!("pce{}", state.next_id);
+        state.registrations.entry(extension.to_owned()).or_default().push(Registration {
+            id,
+            event,
+            method,
+            url: url.to_owned(),
+        });
+    }
+
+    /// How many Call Events are registered at `extension`, by event type.
+    pub fn registrations(&self, extension: &str) -> Vec<(CallEventType, String)> {
+        let state = self.lock();
+        state.registrations.get(extension).into_iter().flatten().map(|r| (r.event, r.url.clone())).collect()
+    }
+
+    /// True when every callback so far has been sent.
+    pub fn idle(&self) -> bool {
+        let state = self.lock();
+        state.outbox.is_empty() && !state.in_flight
+    }
+
+    /// Callbacks answered 2xx, and those that were not.
+    pub fn sent(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.delivered, state.failed)
+    }
+
+    /// Takes in ground-truth events: each extension leg's changes become callbacks.
+    pub fn absorb(&self, events: &[Event]) {
+        let mut state = self.lock();
+        for event in events {
+            let EventKind::Leg(report) = &event.kind else { continue };
+            let Some(extension) = &report.extension else { continue };
+            absorb_leg(&mut state, report, extension.native(), event.at);
+        }
+        while state.outbox.len() > OUTBOX_KEEP {
+            if let Some(callback) = state.outbox.pop_front() {
+                if let Some(channel) = state.channels.get_mut(&callback.unique) {
+                    channel.lost = true;
+                }
+            }
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    async fn send_loop(self) {
+        // Stops with the runtime; a face lives as long as its test or sim process.
+        loop {
+            let next = {
+                let mut state = self.lock();
+                let next = state.outbox.pop_front();
+                state.in_flight = next.is_some();
+                next
+            };
+            let Some(callback) = next else {
+                self.wake.notified().await;
+                continue;
+            };
+            match self.faults.roll(&[Fault::Drop, Fault::Duplicate, Fault::Reorder, Fault::Slow]) {
+                Some(Fault::Drop) => {
+                    if let Some(channel) = self.lock().channels.get_mut(&callback.unique) {
+                        channel.lost = true;
+                    }
+                }
+                Some(Fault::Duplicate) => {
+                    self.send(&callback).await;
+                    self.send(&callback).await;
+                }
+                Some(Fault::Reorder) => {
+                    // The next callback overtakes this one.
+                    let overtaking = self.lock().outbox.pop_front();
+                    if let Some(overtaking) = overtaking {
+                        self.send(&overtaking).await;
+                    }
+                    self.send(&callback).await;
+                }
+                Some(Fault::Slow) => {
+                    tokio::time::sleep(Duration::from_millis(self.faults.rates().slow_ms)).await;
+                    self.send(&callback).await;
+                }
+                _ => self.send(&callback).await,
+            }
+            self.lock().in_flight = false;
+        }
+    }
+
+    /// Sends one callback to every script registered for its event at its extension.
+    async fn send(&self, callback: &Callback) {
+        let extension = callback.params.called_extension.clone();
+        let extension = match callback.event {
+            CallEventType::DialIn | CallEventType::AnswerIn => extension,
+            CallEventType::DialOut | CallEventType::AnswerOut => callback.params.caller_extension.clone(),
+            CallEventType::Hangup if callback.params.call_flow.as_deref() == Some("IN") => extension,
+            CallEventType::Hangup => callback.params.caller_extension.clone(),
+        };
+        let registrations: Vec<Registration> = {
+            let state = self.lock();
+            let registered = extension.and_then(|extension| state.registrations.get(&extension).cloned());
+            registered.into_iter().flatten().filter(|r| r.event == callback.event).collect()
+        };
+        for registration in registrations {
+            let request = match registration.method {
+                HookMethod::Get => self.client.get(format!("{}?{}", registration.url, callback.params.to_form())),
+                HookMethod::PostForm => self
+                    .client
+                    .post(&registration.url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(callback.params.to_form()),
+                HookMethod::PostJson => self.client.post(&registration.url).json(&callback.params.to_json()),
+            };
+            let ok = matches!(request.send().await, Ok(response) if response.status().is_success());
+            let mut state = self.lock();
+            if ok {
+                state.delivered += 1;
+                if let Some(channel) = state.channels.get_mut(&callback.unique) {
+                    let state_now = leg_state(callback.event);
+                    let answered = callback.params.call_status.as_deref() == Some("ANSWER");
+                    let cause = state_now.is_ended().then(|| end_cause(callback.params.call_status.as_deref()));
+                    let was = channel.delivered.unwrap_or((0, None, false));
+                    if rank(state_now) > was.0 {
+                        channel.delivered = Some((rank(state_now), cause, was.2 || answered));
+                    }
+                }
+            } else {
+                state.failed += 1;
+                if let Some(channel) = state.channels.get_mut(&callback.unique) {
+                    channel.lost = true;
+                }
+            }
+        }
+    }
+
+    /// The ground truth as VoipNow callbacks can convey it, for comparison with
+    /// [`VoipNowFace::observed_picture`]. A channel that lost a callback on the way is expected
+    /// as far as its delivered callbacks took it (callbacks are never resent), and the
+    /// presence of its extension is not compared.
+    pub fn truth_picture(&self, truth: &LiveState) -> Picture {
+        let state = self.lock();
+        let (extensions, calls, _) = truth.views_all();
+        let mut lines = BTreeMap::new();
+        let mut lossy = HashSet::new();
+        for leg in calls.iter().flat_map(|call| &call.legs) {
+            let (Some(extension), Some(unique)) = (&leg.extension, state.by_leg.get(&leg.id)) else { continue };
+            let Some(channel) = state.channels.get(unique) else { continue };
+            let key = format!("channel {unique}@{}", extended(extension.native()));
+            if channel.lost {
+                lossy.insert(extension.native().to_owned());
+                if let Some((rank, cause, answered)) = channel.delivered {
+                    lines.insert(key, line(rank, cause, answered));
+                }
+                continue;
+            }
+            let answered = leg.answered_at.is_some();
+            let cause = leg.end_cause.map(|cause| end_cause(Some(call_status_of(cause, answered))));
+            lines.insert(key, line(rank(leg.state), cause, answered));
+        }
+        for extension in &extensions {
+            if !lossy.contains(extension.id.native()) {
+                lines.insert(
+                    format!("extension {}", extended(extension.id.native())),
+                    presence_name(extension.presence).to_owned(),
+                );
+            }
+        }
+        Picture::from_lines(lines)
+    }
+
+    /// What a hub shows of a VoipNow connector's provider: extensions from its snapshot (those
+    /// `truth` still compares), every leg from its call history.
+    pub fn observed_picture(
+        truth: &Picture,
+        extensions: &[crate::model::Extension],
+        calls: &[crate::model::Call],
+    ) -> Picture {
+        let mut lines = BTreeMap::new();
+        for extension in extensions {
+            let key = format!("extension {}", extension.id.native());
+            if truth.contains(&key) {
+                lines.insert(key, presence_name(extension.presence).to_owned());
+            }
+        }
+        for leg in calls.iter().flat_map(|call| &call.legs) {
+            lines.insert(
+                format!("channel {}", leg.id.native()),
+                line(rank(leg.state), leg.end_cause, leg.answered_at.is_some()),
+            );
+        }
+        Picture::from_lines(lines)
+    }
+
+    /// The UnifiedAPI endpoints, with the faults as middleware.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/oauth/token.php", post(token))
+            .route("/uapi/extensions/@me/{extension}/phoneCallEvents", get(list_events).post(create_event))
+            .route("/uapi/extensions/@me/{extension}/phoneCallEvents/", post(create_event))
+            .route("/uapi/phoneCalls/@me/simple", post(make_call))
+            .route("/uapi/phoneCalls/@me/{extension}", get(list_calls).delete(hang_up))
+            .route("/uapi/phoneCalls/@me/{extension}/{call}", put(update_call))
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(self.faults.clone(), http_faults))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+    }
+}
+
+fn line(rank: u8, cause: Option<EndCause>, answered: bool) -> String {
+    let state = ["unknown", "dialling", "answered", "ended"][usize::from(rank.min(3))];
+    match cause {
+        Some(cause) if rank == 3 => {
+            format!("{state} ({cause:?}), {}", if answered { "answered" } else { "not answered" }).to_lowercase()
+        }
+        _ => state.to_owned(),
+    }
+}
+
+fn presence_name(presence: Presence) -> &'static str {
+    match presence {
+        Presence::Idle => "idle",
+        Presence::Ringing => "ringing",
+        Presence::Busy | Presence::OnHold => "busy",
+    }
+}
+
+fn absorb_leg(state: &mut FaceState, report: &LegReport, number: &str, at: Timestamp) {
+    let extension = extended(number);
+    let unique = match state.by_leg.get(&report.leg) {
+        Some(unique) => unique.clone(),
+        None => {
+            state.next_unique += 1;
+            let unique = format!("{}.{}", at.div_euclid(1000), state.next_unique);
+            state.by_leg.insert(report.leg.clone(), unique.clone());
+            // Dialling out (or ringing the far end) is the extension's own call.
+            let inbound = !matches!(report.state, LegState::Initiating | LegState::RemoteRinging);
+            let channel = Channel {
+                call_id: unique.clone(),
+                extension: extension.clone(),
+                leg: report.leg.clone(),
+                inbound,
+                rendered: LegState::Unknown,
+                remote: report.remote.number.clone(),
+                delivered: None,
+                lost: false,
+            };
+            state.channels.insert(unique.clone(), channel);
+            unique
+        }
+    };
+    let Some(channel) = state.channels.get_mut(&unique) else { return };
+    let before = rank(channel.rendered);
+    let now = rank(report.state);
+    if now <= before {
+        return;
+    }
+    channel.rendered = report.state;
+    let mut params = CallParams {
+        call_id: Some(channel.call_id.clone()),
+        call_api_id: Some(report.call.native().to_owned()),
+        call_flow: Some(if channel.inbound { "IN" } else { "OUT" }.to_owned()),
+        ..CallParams::default()
+    };
+    let remote_extension = report.remote.extension.as_deref().map(extended);
+    if channel.inbound {
+        params.called_extension = Some(extension.clone());
+        params.caller_extension = remote_extension;
+        params.caller_id_num = report.remote.number.clone();
+        params.caller_id_name = report.remote.name.clone();
+    } else {
+        params.caller_extension = Some(extension.clone());
+        params.called_extension = remote_extension;
+        params.called_number = report.remote.number.clone();
+    }
+    let (dial, answer) = if channel.inbound {
+        (CallEventType::DialIn, CallEventType::AnswerIn)
+    } else {
+        (CallEventType::DialOut, CallEventType::AnswerOut)
+    };
+    let mut events = Vec::new();
+    if before == 0 {
+        events.push((dial, "CALLING".to_owned()));
+    }
+    if before < 2 && report.state.is_answered() {
+        events.push((answer, "ANSWER".to_owned()));
+    }
+    if now == 3 {
+        let answered = before >= 2;
+        events.push((
+            CallEventType::Hangup,
+            call_status_of(report.end_cause.unwrap_or(EndCause::Unknown), answered).to_owned(),
+        ));
+        state.ended.push_back(unique.clone());
+    }
+    for (event, status) in events {
+        let params = CallParams { call_status: Some(status), ..params.clone() };
+        state.outbox.push_back(Callback { unique: unique.clone(), event, params });
+    }
+    while state.ended.len() > ENDED_KEEP {
+        let Some(old) = state.ended.pop_front() else { break };
+        if let Some(channel) = state.channels.remove(&old) {
+            state.by_leg.remove(&channel.leg);
+        }
+    }
+}
+
+fn uapi_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+}
+
+/// Checks the bearer token; `Some` is the 401 to answer.
+fn unauthorised(face: &VoipNowFace, headers: &HeaderMap) -> Option<Response> {
+    let token = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    (!face.lock().tokens.contains(token))
+        .then(|| uapi_error(StatusCode::UNAUTHORIZED, "invalid_token", "The access token is missing or not valid"))
+}
+
+async fn token(State(face): State<VoipNowFace>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    if field("client_id") != face.client_id || field("client_secret") != face.client_secret {
+        return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "invalid_client" }))).into_response();
+    }
+    if field("grant_type") != "refresh_token" || !face.lock().refresh_tokens.contains(field("refresh_token")) {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_grant" }))).into_response();
+    }
+    let mut state = face.lock();
+    state.next_id += 1;
+    let access = format!("at{}x{}", state.next_id, rand::random::<u64>());
+    let refresh = format!("rt{}x{}", state.next_id, rand::random::<u64>());
+    state.tokens.insert(access.clone());
+    state.refresh_tokens.insert(refresh.clone());
+    Json(json!({ "access_token": access, "token_type": "Bearer", "expires_in": 3600, "refresh_token": refresh }))
+        .into_response()
+}
+
+async fn list_events(State(face): State<VoipNowFace>, Path(extension): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(refused) = unauthorised(&face, &headers) {
+        return refused;
+    }
+    let state = face.lock();
+    let entries: Vec<Value> = state
+        .registrations
+        .get(&extension)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let method = if r.method == HookMethod::Get { "0" } else { "1" };
+            json!({ "id": r.id, "type": r.event.type_code(), "method": method, "url": r.url, "status": "1" })
+        })
+        .collect();
+    Json(json!({ "paging": { "total": entries.len() }, "entry": entries })).into_response()
+}
+
+async fn create_event(
+    State(face): State<VoipNowFace>,
+    Path(extension): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refused) = unauthorised(&face, &headers) {
+        return refused;
+    }
+    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let Some(event) = CallEventType::from_type_code(&field("type")) else {
+        return uapi_error(StatusCode::BAD_REQUEST, "pcet_type_invalid", "Invalid phone call event type");
+    };
+    let method = match field("method").as_str() {
+        "0" => HookMethod::Get,
+        "1" => HookMethod::PostForm,
+        _ => return uapi_error(StatusCode::BAD_REQUEST, "pce_method_invalid", "Invalid request method"),
+    };
+    let url = field("url");
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return uapi_error(StatusCode::BAD_REQUEST, "pce_url_invalid", "Invalid script URL");
+    }
+    face.register(&extension, event, method, &url);
+    let id = face.lock().registrations[&extension].last().map(|r| r.id.clone()).unwrap_or_default();
+    Json(json!({ "id": id })).into_response()
+}
+
+/// The live channel at `extension` whose other party is `remote` (or the only live one).
+fn live_channel(face: &VoipNowFace, extension: &str, remote: Option<&str>) -> Option<(String, LegId)> {
+    let state = face.lock();
+    let live: Vec<&Channel> =
+        state.channels.values().filter(|c| c.extension == extension && c.rendered != LegState::Ended).collect();
+    let found: Vec<&&Channel> =
+        live.iter().filter(|c| remote.is_none_or(|remote| c.remote.as_deref() == Some(remote))).collect();
+    (found.len() == 1).then(|| (found[0].call_id.clone(), found[0].leg.clone()))
+}
+
+async fn to_pbx(face: &VoipNowFace, command: Command) -> Response {
+    let Some(sim) = &face.sim else {
+        return uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the simulated PBX takes no commands");
+    };
+    match sim.command(command).await {
+        Ok(message) => Json(json!({ "status": message })).into_response(),
+        Err(SimError::Refused(reason)) => uapi_error(StatusCode::BAD_REQUEST, "pc_action_invalid", &reason),
+        Err(SimError::Stopped) => uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the PBX has stopped"),
+    }
+}
+
+fn sim_command(face: &VoipNowFace, action: Action, leg: Option<LegId>, extension: Option<&str>) -> Command {
+    Command {
+        action,
+        call: None,
+        leg,
+        extension: extension.map(|e| ExtensionId::new(&face.pbx.0, &face.pbx.1, e.rsplit('*').next().unwrap_or(e))),
+        number: None,
+    }
+}
+
+async fn make_call(State(face): State<VoipNowFace>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Some(refused) = unauthorised(&face, &headers) {
+        return refused;
+    }
+    let extension = body.get("extension").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let view = body.get("phoneCallView").and_then(|views| views.get(0));
+    let destination = view.and_then(|v| v.get("destination")).and_then(|d| d.get(0)).and_then(Value::as_str);
+    let (false, Some(destination)) = (extension.is_empty(), destination) else {
+        return uapi_error(StatusCode::BAD_REQUEST, "pc_destination_invalid", "extension and destination are required");
+    };
+    let mut command = sim_command(&face, Action::Dial, None, Some(&extension));
+    command.number = Some(destination.to_owned());
+    let response = to_pbx(&face, command).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let id = {
+        let mut state = face.lock();
+        state.next_id += 1;
+        format!("pc{}", state.next_id)
+    };
+    Json(json!([{ "id": id, "extension": extension, "phoneCallView": [{ "id": "00", "source": [extension], "destination": [destination], "status": 2 }] }]))
+        .into_response()
+}
+
+async fn list_calls(State(face): State<VoipNowFace>, Path(extension): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(refused) = unauthorised(&face, &headers) {
+        return refused;
+    }
+    let state = face.lock();
+    let entries: Vec<Value> = state
+        .channels
+        .values()
+        .filter(|c| c.extension == extension && c.rendered != LegState::Ended)
+        .map(|c| {
+            let (source, destination) = if c.inbound {
+                (c.remote.clone().unwrap_or_default(), extension.clone())
+            } else {
+                (extension.clone(), c.remote.clone().unwrap_or_default())
+            };
+            let status = if c.rendered.is_answered() { 5 } else { 3 };
+            json!({ "id": c.call_id, "extension": extension, "phoneCallView": [{
+                "id": "00", "source": [source], "destination": [destination], "status": status,
+                "flow": if c.inbound { 8 } else { 4 },
+            }] })
+        })
+        .collect();
+    Json(json!({ "entry": entries })).into_response()
+}
+
+async fn hang_up(
+    State(face): State<VoipNowFace>,
+    Path(extension): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = unauthorised(&face, &headers) {
+        return refused;
+    }
+    let Some((_, leg)) = live_channel(&face, &extension, query.get("phoneNumber").map(String::as_str)) else {
+        return uapi_error(StatusCode::NOT_FOUND, "pc_not_found", "No such phone call");
+    };
+    to_pbx(&face, sim_command(&face, Action::Hangup, Some(leg), None)).await
+}
+
+async fn update_call(
+    State(face): State<VoipNowFace>,
+    Path((extension, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(refused) = unauthorised(&face, &headers) {
+        return refused;
+    }
+    let leg = face.lock().channels.get(&call).filter(|c| c.extension == extension).map(|c| c.leg.clone());
+    let Some(leg) = leg else { return uapi_error(StatusCode::NOT_FOUND, "pc_not_found", "No such phone call") };
+    match body.get("action").and_then(Value::as_str) {
+        Some("OnHold") => to_pbx(&face, sim_command(&face, Action::Hold, Some(leg), None)).await,
+        _ => uapi_error(StatusCode::BAD_REQUEST, "pc_action_invalid", "Unknown action"),
+    }
+}
