@@ -34,7 +34,11 @@ struct App {
 
 /// Callboard's whole router on loopback with one VoipNow provider; `uapi` is the face's URL.
 async fn app(extensions: &[&str], uapi: Option<&str>) -> App {
-    let dir = tempfile::tempdir().unwrap();
+    app_in(tempfile::tempdir().unwrap(), extensions, uapi).await
+}
+
+/// As [`app`], on the store in `dir` (a restart when an earlier app used it).
+async fn app_in(dir: tempfile::TempDir, extensions: &[&str], uapi: Option<&str>) -> App {
     let store = Store::open(&dir.path().join("voipnow.db")).await.unwrap();
     let shutdown = CancellationToken::new();
     let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.unwrap();
@@ -205,6 +209,30 @@ async fn callbacks_are_idempotent_upserts_in_any_order_with_parameters_missing()
     assert!(call.answered_at.is_some(), "{call:?}");
     assert_eq!(app.connector.health().errors, 0);
     app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn after_a_restart_a_late_callback_still_cannot_take_a_leg_back() {
+    let first = app(&["0003*210"], None).await;
+    let dial = [("CallID", "8.1"), ("CalledExtension", "0003*210"), ("CallStatus", "CALLING")];
+    assert_eq!(send(&first.base, "dial-in", Transport::Form, &dial).await, 200);
+    assert_eq!(send(&first.base, "answer-in", Transport::Form, &dial).await, 200);
+    first.shutdown.cancel();
+    let App { _dir: dir, .. } = first;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let second = app_in(dir, &["0003*210"], None).await;
+    wait_until("the restarted hub to show the live call", async || {
+        let snapshot = hub_snapshot(&second.hub).await.unwrap();
+        snapshot.calls.iter().any(|call| call.legs.iter().any(|leg| leg.state == LegState::Active))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(send(&second.base, "dial-in", Transport::Form, &dial).await, 200, "a late duplicate is fine");
+    let snapshot = hub_snapshot(&second.hub).await.unwrap();
+    let leg = snapshot.calls.iter().flat_map(|call| &call.legs).find(|leg| leg.id.native() == "8.1@0003*210").unwrap();
+    assert_eq!(leg.state, LegState::Active);
+    second.shutdown.cancel();
 }
 
 #[tokio::test]

@@ -32,7 +32,8 @@ pub struct SimArgs {
     pub events: bool,
     /// Serve a provider face instead of feeding an in-process hub, as KIND=ADDRESS (e.g.
     /// noojee=127.0.0.1:8101); the simulation then runs in real time (or --time-scale) for a
-    /// Callboard (or anything else) to connect to. Faces: noojee.
+    /// Callboard (or anything else) to connect to. Faces: noojee, voipnow (its UnifiedAPI at
+    /// ADDRESS; a Callboard that registers its Call Events there gets the callbacks).
     #[arg(long = "face", value_name = "KIND=ADDRESS")]
     pub faces: Vec<String>,
     /// The API key the faces expect.
@@ -176,16 +177,19 @@ async fn simulate(
 /// (or Ctrl-C), then prints the scenario's figures.
 async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> Result<(), String> {
     use super::faces::noojee::{NoojeeFace, BASE_PATH};
+    use super::faces::voipnow::{extended, VoipNowFace};
     use super::runner::{self, SimClock};
     let time_scale = if args.time_scale > 0.0 { args.time_scale } else { 1.0 };
     let start = crate::hub::now_ms();
     let pbx = super::Pbx::new(scenario.clone(), "sim", "callcenter", start);
-    let extensions = pbx.extension_numbers().join(",");
+    let numbers = pbx.extension_numbers();
+    let extensions = numbers.join(",");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<crate::model::Event>>(256);
     let (sim, task) = runner::spawn(pbx, SimClock::new(start, time_scale), events, shutdown.clone());
     let faults = Faults::new(scenario.seed ^ 0xFA17, rates);
-    let mut noojee_faces = Vec::new();
+    type Absorb = Box<dyn Fn(&[crate::model::Event]) + Send + Sync>;
+    let mut absorbers: Vec<Absorb> = Vec::new();
     println!(
         "callboard sim: {} agents, {} queues, seed {}, {} simulated minutes at time scale {time_scale}",
         scenario.agents,
@@ -202,7 +206,8 @@ async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> R
         let router = match kind {
             "noojee" => {
                 let face = NoojeeFace::new(&args.api_key, ("sim", "callcenter"), faults.clone(), Some(sim.clone()));
-                noojee_faces.push(face.clone());
+                let absorbing = face.clone();
+                absorbers.push(Box::new(move |batch| absorbing.absorb(batch)));
                 println!(
                     "serving: Noojee CallManagementAPI at http://{address}{BASE_PATH} (apiKey {:?})",
                     args.api_key
@@ -210,16 +215,32 @@ async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> R
                 println!("         extensions {extensions}");
                 face.router()
             }
-            other => return Err(format!("no face for {other:?} yet (faces: noojee)")),
+            "voipnow" => {
+                let oauth = ("callboard-sim", args.api_key.as_str());
+                let face =
+                    VoipNowFace::new(oauth, &args.api_key, ("sim", "callcenter"), faults.clone(), Some(sim.clone()));
+                let absorbing = face.clone();
+                absorbers.push(Box::new(move |batch| absorbing.absorb(batch)));
+                let extended: Vec<String> = numbers.iter().map(|n| format!("{:?}", extended(n))).collect();
+                println!(
+                    "serving: VoipNow UnifiedAPI at http://{address} (Call Events go where extensions register them)"
+                );
+                println!(
+                    "         uapi_url = \"http://{address}\", client_id = \"callboard-sim\", client_secret and refresh_token {:?}",
+                    args.api_key
+                );
+                println!("         extensions = [{}]", extended.join(", "));
+                face.router()
+            }
+            other => return Err(format!("no face for {other:?} yet (faces: noojee, voipnow)")),
         };
         let stop = shutdown.clone();
         tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });
     }
-    let faces = noojee_faces.clone();
     tokio::spawn(async move {
         while let Some(batch) = receiver.recv().await {
-            for face in &faces {
-                face.absorb(&batch);
+            for absorb in &absorbers {
+                absorb(&batch);
             }
         }
     });

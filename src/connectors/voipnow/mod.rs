@@ -30,6 +30,9 @@ use wire::{CallEventType, CallParams};
 pub const ACCOUNT: &str = "pbx";
 /// Legs remembered for ordering callbacks; the oldest are forgotten first.
 const MAX_LEGS: usize = 50_000;
+/// Registering the Call Events is retried after this long, doubling up to the maximum.
+const REGISTER_RETRY_FIRST: Duration = Duration::from_secs(5);
+const REGISTER_RETRY_MAX: Duration = Duration::from_secs(300);
 /// Health goes to browsers at most this often while all is well.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 
@@ -188,12 +191,26 @@ impl VoipNowConnector {
         });
         let announcing = callbacks.clone();
         tokio::spawn(async move {
+            announcing.remember_live_legs().await;
             announcing.announce_extensions().await;
-            if let Some(uapi) = uapi {
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    outcome = uapi.register_call_events(&announcing.name) => announcing.registered(outcome).await,
+            let Some(uapi) = uapi else { return };
+            // Until VoipNow has our Call Events: it may be down or refusing when we start.
+            let mut backoff = REGISTER_RETRY_FIRST;
+            loop {
+                let outcome = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    outcome = uapi.register_call_events(&announcing.name) => outcome,
+                };
+                let done = outcome.is_ok();
+                announcing.registered(outcome).await;
+                if done {
+                    return;
                 }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(REGISTER_RETRY_MAX);
             }
         });
         Arc::new(Self { callbacks, capabilities })
@@ -218,6 +235,30 @@ impl VoipNowConnector {
 impl Callbacks {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// After a restart the hub has rebuilt our live legs from its journal: remember how far
+    /// each has come, so a late callback cannot take one back.
+    async fn remember_live_legs(&self) {
+        let Ok((_, text)) = self.hub.snapshot().await else { return };
+        let Ok(crate::model::Frame::Snapshot { snapshot, .. }) = serde_json::from_str(text.as_str()) else { return };
+        let mut inner = self.lock();
+        for call in snapshot.calls.iter().filter(|call| call.id.as_str().starts_with(&format!("{}/", self.name))) {
+            for leg in &call.legs {
+                let Some((call_id, extension)) = leg.id.native().rsplit_once('@') else { continue };
+                let key = (call_id.to_owned(), extension.to_owned());
+                if inner.legs.contains_key(&key) {
+                    continue;
+                }
+                let memory = LegMemory {
+                    call: call.id.native().to_owned(),
+                    state: leg.state,
+                    remote: leg.remote.number.clone(),
+                };
+                inner.legs.insert(key.clone(), memory);
+                inner.order.push_back(key);
+            }
+        }
     }
 
     async fn announce_extensions(&self) {

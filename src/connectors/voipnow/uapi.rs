@@ -263,7 +263,7 @@ fn lenient_u64(value: &Value) -> Option<u64> {
     value.as_u64().or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
 }
 
-/// Percent-encodes one path segment or query value (`*` and `+` included).
+/// Percent-encodes one path segment or query value (`/`, `?`, `+` and spaces included).
 pub fn encode(segment: &str) -> String {
     form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
 }
@@ -330,7 +330,8 @@ mod tests {
             Some("Invalid type (pcet_type_invalid)")
         );
         assert_eq!(error_text(&json!({"error": "invalid_grant"})).as_deref(), Some("invalid_grant"));
-        assert_eq!(encode("0003*210"), "0003%2A210");
+        assert_eq!(encode("0003*210"), "0003*210", "`*` is allowed in a path segment");
+        assert_eq!(encode("a b/c?d"), "a%20b%2Fc%3Fd");
     }
 
     #[test]
