@@ -133,13 +133,10 @@ pub async fn start(
         ProviderKind::Voipnow => {
             let mut config = voipnow::VoipNowConfig::from_table(&provider.settings).map_err(invalid)?;
             if config.webhook_secret.is_empty() {
-                config.webhook_secret = store
-                    .provider_secret(&provider.name, "webhook_secret", generate_secret())
-                    .await
-                    .map_err(|error| invalid(format!("cannot keep its generated webhook secret: {error}")))?;
+                config.resolve_secret(store, &provider.name).await.map_err(invalid)?;
                 tracing::info!(provider = %provider.name, "using the webhook secret Callboard generated and stored (run `callboard hooks` to see the URLs)");
             }
-            let connector = voipnow::VoipNowConnector::start(&provider.name, config, hub, shutdown);
+            let connector = voipnow::VoipNowConnector::start(&provider.name, config, hub, shutdown).await;
             Ok(Started { connector: connector.clone(), hook: Some(connector) })
         }
         other => Err(invalid(format!("the {other:?} connector is not available yet"))),

@@ -89,12 +89,7 @@ pub async fn print_urls(config: &super::config::Config) -> Result<(), String> {
         }
         let mut voipnow = VoipNowConfig::from_table(&provider.settings)
             .map_err(|error| format!("provider {:?}: {error}", provider.name))?;
-        if voipnow.webhook_secret.is_empty() {
-            voipnow.webhook_secret = store
-                .provider_secret(&provider.name, "webhook_secret", crate::connectors::generate_secret())
-                .await
-                .map_err(|error| error.to_string())?;
-        }
+        voipnow.resolve_secret(&store, &provider.name).await?;
         out.push_str(&format!("{} (VoipNow Call Events, GET or POST):\n", provider.name));
         for event in CallEventType::ALL {
             out.push_str(&format!("  {:<10} {}\n", event.path(), voipnow.hook_url(&provider.name, event)));

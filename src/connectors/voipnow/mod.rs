@@ -113,6 +113,18 @@ impl VoipNowConfig {
         Ok(config)
     }
 
+    /// Fills in the webhook secret when none is configured: the one generated and stored for
+    /// provider `name` earlier, or a new one stored now.
+    pub async fn resolve_secret(&mut self, store: &crate::store::Store, name: &str) -> Result<(), String> {
+        if self.webhook_secret.is_empty() {
+            self.webhook_secret = store
+                .provider_secret(name, "webhook_secret", super::generate_secret())
+                .await
+                .map_err(|error| format!("cannot keep its generated webhook secret: {error}"))?;
+        }
+        Ok(())
+    }
+
     /// Whether call control and automatic registration are configured.
     pub fn has_uapi(&self) -> bool {
         !self.uapi_url.is_empty()
@@ -159,6 +171,17 @@ struct Callbacks {
     uapi: Option<Arc<uapi::UnifiedApi>>,
 }
 
+/// What `plan` decided for one callback, with what undoing it needs.
+struct Plan {
+    /// The reports to submit, with their (rising) times; none for a duplicate or late one.
+    reports: Vec<(LegReport, Timestamp)>,
+    /// Health to publish, when it is due.
+    health: Option<ConnectorHealth>,
+    key: (String, String),
+    before: Option<LegState>,
+    after: LegState,
+}
+
 /// What a callback became.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {
@@ -169,8 +192,10 @@ pub enum Taken {
 }
 
 impl VoipNowConnector {
-    /// Starts the connector; with UnifiedAPI it also registers the Call Events in the background.
-    pub fn start(name: &str, config: VoipNowConfig, hub: Hub, shutdown: CancellationToken) -> Arc<Self> {
+    /// Starts the connector (after re-remembering the live legs the hub rebuilt, so no
+    /// callback is taken before); with UnifiedAPI it also registers the Call Events in the
+    /// background.
+    pub async fn start(name: &str, config: VoipNowConfig, hub: Hub, shutdown: CancellationToken) -> Arc<Self> {
         let config = Arc::new(config);
         let uapi = config.has_uapi().then(|| Arc::new(uapi::UnifiedApi::new(config.clone(), super::http_client())));
         let capabilities = if uapi.is_some() { uapi::CAPABILITIES.to_vec() } else { Vec::new() };
@@ -189,9 +214,9 @@ impl VoipNowConnector {
             inner: Mutex::new(inner),
             uapi: uapi.clone(),
         });
+        callbacks.remember_live_legs().await;
         let announcing = callbacks.clone();
         tokio::spawn(async move {
-            announcing.remember_live_legs().await;
             announcing.announce_extensions().await;
             let Some(uapi) = uapi else { return };
             // Until VoipNow has our Call Events: it may be down or refusing when we start.
@@ -245,7 +270,8 @@ impl Callbacks {
         let mut inner = self.lock();
         for call in snapshot.calls.iter().filter(|call| call.id.as_str().starts_with(&format!("{}/", self.name))) {
             for leg in &call.legs {
-                let Some((call_id, extension)) = leg.id.native().rsplit_once('@') else { continue };
+                let Some(extension) = leg.extension.as_ref().map(|e| e.native()) else { continue };
+                let Some(call_id) = leg.id.native().strip_suffix(&format!("@{extension}")) else { continue };
                 let key = (call_id.to_owned(), extension.to_owned());
                 if inner.legs.contains_key(&key) {
                     continue;
@@ -282,6 +308,7 @@ impl Callbacks {
                 provider = %self.name,
                 created = registered.created,
                 present = registered.present,
+                refused = registered.refused,
                 "VoipNow Call Events registered"
             ),
             Err(error) => {
@@ -305,8 +332,8 @@ impl Callbacks {
     /// Takes in one callback of type `event`: the reports it makes go to the hub and are
     /// journaled before this returns.
     async fn take(&self, event: CallEventType, params: CallParams) -> Result<Taken, HookRefusal> {
-        let (reports, health) = match self.plan(event, &params) {
-            Ok(planned) => planned,
+        let plan = match self.plan(event, &params) {
+            Ok(plan) => plan,
             Err(reason) => {
                 tracing::warn!(provider = %self.name, %reason, "VoipNow callback refused");
                 self.count_error(reason.clone()).await;
@@ -314,21 +341,25 @@ impl Callbacks {
             }
         };
         let raw = params.to_json();
-        let taken = reports.last().map_or(Taken::Late, |(report, _)| Taken::Applied(report.state));
-        for (report, at) in reports {
-            let mut event = Event::new(&self.name, ACCOUNT, at, EventKind::Leg(report));
+        let taken = plan.reports.last().map_or(Taken::Late, |(report, _)| Taken::Applied(report.state));
+        for (report, at) in &plan.reports {
+            let mut event = Event::new(&self.name, ACCOUNT, *at, EventKind::Leg(report.clone()));
             event.raw = raw.clone();
             match self.hub.submit(event).await {
                 Ok(_) => {}
-                Err(crate::hub::HubError::Stopped) => return Err(HookRefusal::Unavailable),
+                Err(crate::hub::HubError::Stopped) => {
+                    self.undo(&plan);
+                    return Err(HookRefusal::Unavailable);
+                }
                 Err(crate::hub::HubError::Refused(reason)) => {
+                    self.undo(&plan);
                     tracing::warn!(provider = %self.name, %reason, "VoipNow callback refused by the live model");
                     self.count_error(reason.clone()).await;
                     return Err(HookRefusal::Malformed(reason));
                 }
             }
         }
-        if let Some(health) = health {
+        if let Some(health) = plan.health {
             let _ = self.hub.report_health(health).await;
         }
         Ok(taken)
@@ -336,25 +367,23 @@ impl Callbacks {
 
     /// Decides, under the lock, what a callback changes: nothing when the leg has already come
     /// as far, else the reports to submit with their (rising) times. Also counts it.
-    #[allow(clippy::type_complexity)]
-    fn plan(
-        &self,
-        event: CallEventType,
-        params: &CallParams,
-    ) -> Result<(Vec<(LegReport, Timestamp)>, Option<ConnectorHealth>), String> {
+    fn plan(&self, event: CallEventType, params: &CallParams) -> Result<Plan, String> {
         let mut inner = self.lock();
-        let inbound = match flow_in(event, params) {
-            Some(inbound) => inbound,
-            // A Hangup that does not say its side: the side whose leg we know, else the called.
+        let observation = match flow_in(event, params) {
+            Some(inbound) => observe(event, params, inbound)?,
+            // A Hangup that does not say its side: the side whose leg is live here, else the
+            // called side, else whichever side it names.
             None => {
                 let call_id = params.call_id.clone().unwrap_or_default();
-                let known = |extension: &Option<String>| {
-                    extension.as_ref().is_some_and(|e| inner.legs.contains_key(&(call_id.clone(), e.clone())))
+                let live = |extension: &Option<String>| {
+                    extension.as_ref().is_some_and(|e| {
+                        inner.legs.get(&(call_id.clone(), e.clone())).is_some_and(|leg| !leg.state.is_ended())
+                    })
                 };
-                !known(&params.caller_extension) || known(&params.called_extension)
+                let inbound = !live(&params.caller_extension) || live(&params.called_extension);
+                observe(event, params, inbound).or_else(|_| observe(event, params, !inbound))?
             }
         };
-        let observation = observe(event, params, inbound)?;
         let key = (observation.call_id.clone(), observation.extension.clone());
         let now = now_ms().max(inner.clock + 1);
         let known = inner.legs.get(&key).map(|leg| (leg.call.clone(), leg.state));
@@ -369,6 +398,7 @@ impl Callbacks {
             _ => 1,
         };
         let mut reports = Vec::new();
+        let key_kept = key.clone();
         if before.is_none_or(|before| rank(observation.state) > rank(before)) {
             let mut at = now;
             // A Hangup saying ANSWER of a leg never seen answered: it was (the Answer events are
@@ -399,7 +429,24 @@ impl Callbacks {
         if due {
             inner.reported = Instant::now();
         }
-        Ok((reports, due.then(|| inner.health.clone())))
+        let health = due.then(|| inner.health.clone());
+        Ok(Plan { reports, health, key: key_kept, before, after: observation.state })
+    }
+
+    /// Takes back what `plan` remembered when the hub did not take its reports, so the
+    /// sender's retry is not mistaken for a duplicate.
+    fn undo(&self, plan: &Plan) {
+        let mut inner = self.lock();
+        let Some(leg) = inner.legs.get_mut(&plan.key) else { return };
+        if leg.state != plan.after {
+            return; // A later callback moved it on; that one stands.
+        }
+        match plan.before {
+            Some(before) => leg.state = before,
+            None => {
+                inner.legs.remove(&plan.key);
+            }
+        }
     }
 
     fn report(&self, observation: &Observation, call: &str, state: LegState) -> LegReport {
@@ -430,20 +477,25 @@ impl Callbacks {
         }
     }
 
-    /// Where the live leg a command names is (by leg, else by call).
+    /// Where the live leg a command names is (by leg, else by call); `None` when there is none
+    /// or when the call has more than one of our legs and the command does not say which.
     fn live_leg_of(&self, command: &Command) -> Option<uapi::LegAt> {
         let inner = self.lock();
         let wanted_leg = command.leg.as_ref().map(|leg| leg.native().to_owned());
-        inner.legs.iter().find_map(|((call_id, extension), memory)| {
-            let native = format!("{call_id}@{extension}");
-            let matches = match (&wanted_leg, &command.call) {
-                (Some(leg), _) => *leg == native,
-                (None, Some(call)) => call.native() == memory.call,
-                (None, None) => false,
-            };
-            (matches && !memory.state.is_ended())
-                .then(|| uapi::LegAt { extension: extension.clone(), remote: memory.remote.clone() })
-        })
+        let found: Vec<uapi::LegAt> = inner
+            .legs
+            .iter()
+            .filter(|((call_id, extension), memory)| {
+                let matches = match (&wanted_leg, &command.call) {
+                    (Some(leg), _) => *leg == format!("{call_id}@{extension}"),
+                    (None, Some(call)) => call.native() == memory.call,
+                    (None, None) => false,
+                };
+                matches && !memory.state.is_ended()
+            })
+            .map(|((_, extension), memory)| uapi::LegAt { extension: extension.clone(), remote: memory.remote.clone() })
+            .collect();
+        (found.len() == 1).then(|| found.into_iter().next()).flatten()
     }
 }
 
@@ -477,9 +529,24 @@ impl WebhookReceiver for VoipNowConnector {
     }
 
     fn turned_away(&self, reason: &str) {
-        let callbacks = self.callbacks.clone();
-        let reason = reason.to_owned();
-        tokio::spawn(async move { callbacks.count_error(reason).await });
+        // Counted at once; published only as often as health is, so a flood of bad requests
+        // cannot flood the browsers.
+        let health = {
+            let mut inner = self.callbacks.lock();
+            inner.health.errors += 1;
+            inner.health.last_error = Some(reason.to_owned());
+            let due = inner.reported.elapsed() >= HEALTH_EVERY;
+            if due {
+                inner.reported = Instant::now();
+            }
+            due.then(|| inner.health.clone())
+        };
+        if let Some(health) = health {
+            let hub = self.callbacks.hub.clone();
+            tokio::spawn(async move {
+                let _ = hub.report_health(health).await;
+            });
+        }
     }
 }
 

@@ -21,6 +21,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_REPLY_BYTES: usize = 256 * 1024;
 /// A token is refreshed this long before it would expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+/// The longest token lifetime believed, seconds.
+const MAX_TOKEN_LIFETIME_S: u64 = 86_400;
 /// Calls placed by click-to-call remembered, to mark their events as click-to-call.
 const PLACED_KEEP: usize = 1_000;
 
@@ -50,6 +52,8 @@ impl From<UapiError> for CommandError {
 pub struct Registered {
     pub created: usize,
     pub present: usize,
+    /// Answer Call Events VoipNow would not take.
+    pub refused: usize,
 }
 
 struct Token {
@@ -99,7 +103,8 @@ impl UnifiedApi {
         let Some(access) = access else {
             return Err(UapiError::Unreadable("the token reply has no access_token".into()));
         };
-        let lifetime = reply.get("expires_in").and_then(lenient_u64).unwrap_or(3_600);
+        // Bounded: a day at most, whatever the reply says.
+        let lifetime = reply.get("expires_in").and_then(lenient_u64).unwrap_or(3_600).min(MAX_TOKEN_LIFETIME_S);
         let refresh = reply.get("refresh_token").and_then(Value::as_str).map_or(refresh, str::to_owned);
         let until = Instant::now() + Duration::from_secs(lifetime).saturating_sub(EXPIRY_MARGIN);
         *token = Some(Token { access: access.to_owned(), refresh, until });
@@ -116,7 +121,10 @@ impl UnifiedApi {
             }
             match send(request).await {
                 Err(UapiError::Refused(words)) if attempt == 0 && words.starts_with("HTTP 401") => {
-                    *self.token.lock().await = None;
+                    // Expired early: refresh, keeping the newest refresh token.
+                    if let Some(token) = self.token.lock().await.as_mut() {
+                        token.until = Instant::now();
+                    }
                 }
                 outcome => return outcome,
             }
@@ -125,13 +133,22 @@ impl UnifiedApi {
     }
 
     /// Makes sure every configured extension has a Call Event of each type pointing at our hook
-    /// path; creates the missing ones and leaves every other Call Event alone.
+    /// path; creates the missing ones and leaves every other Call Event alone. One failure
+    /// does not stop the rest; the first is returned (to retry later). An Answer type VoipNow
+    /// refuses (their codes are inferred) is counted as refused, not retried.
     pub async fn register_call_events(&self, provider: &str) -> Result<Registered, UapiError> {
         let method = if self.config.event_method == "get" { "0" } else { "1" };
         let mut registered = Registered::default();
+        let mut first_error = None;
         for extension in &self.config.extensions {
             let path = format!("/uapi/extensions/@me/{}/phoneCallEvents", encode(extension.trim()));
-            let existing = entries(&self.call(reqwest::Method::GET, &path, None).await?);
+            let existing = match self.call(reqwest::Method::GET, &path, None).await {
+                Ok(reply) => entries(&reply),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+            };
             for event in CallEventType::ALL {
                 let url = self.config.hook_url(provider, event);
                 let present = existing.iter().any(|entry| {
@@ -149,11 +166,21 @@ impl UnifiedApi {
                     "status": "1",
                     "note": "Callboard",
                 });
-                self.call(reqwest::Method::POST, &format!("{path}/"), Some(body)).await?;
-                registered.created += 1;
+                match self.call(reqwest::Method::POST, &format!("{path}/"), Some(body)).await {
+                    Ok(_) => registered.created += 1,
+                    Err(UapiError::Refused(words))
+                        if matches!(event, CallEventType::AnswerIn | CallEventType::AnswerOut) =>
+                    {
+                        tracing::warn!(%extension, event = event.path(), %words, "VoipNow refused an Answer Call Event; Hangup ANSWER still counts calls answered");
+                        registered.refused += 1;
+                    }
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                    }
+                }
             }
         }
-        Ok(registered)
+        first_error.map_or(Ok(registered), Err)
     }
 
     /// Carries out a command; `leg` is the extension and remote number of the live leg it names.
@@ -187,10 +214,13 @@ impl UnifiedApi {
             }
             Action::Hangup => {
                 let leg = leg.ok_or_else(|| CommandError::Refused("there is no live call there".into()))?;
-                let mut path = format!("/uapi/phoneCalls/@me/{}", encode(&leg.extension));
-                if let Some(remote) = &leg.remote {
-                    path.push_str(&format!("?phoneNumber={}", encode(remote)));
-                }
+                // Without the other party, the DELETE would end every call at the extension.
+                let remote = leg.remote.as_ref().ok_or_else(|| {
+                    CommandError::Refused(
+                        "the other party of this call is unknown, so VoipNow cannot tell which call to end".into(),
+                    )
+                })?;
+                let path = format!("/uapi/phoneCalls/@me/{}?phoneNumber={}", encode(&leg.extension), encode(remote));
                 self.call(reqwest::Method::DELETE, &path, None).await?;
                 Ok("hung up".into())
             }

@@ -178,6 +178,11 @@ impl VoipNowFace {
         });
     }
 
+    /// Ends every access token now, as their hour running out would.
+    pub fn expire_access_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
     /// How many Call Events are registered at `extension`, by event type.
     pub fn registrations(&self, extension: &str) -> Vec<(CallEventType, String)> {
         let state = self.lock();
@@ -493,10 +498,11 @@ async fn token(State(face): State<VoipNowFace>, Form(form): Form<HashMap<String,
     if field("client_id") != face.client_id || field("client_secret") != face.client_secret {
         return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "invalid_client" }))).into_response();
     }
-    if field("grant_type") != "refresh_token" || !face.lock().refresh_tokens.contains(field("refresh_token")) {
+    let mut state = face.lock();
+    // Refresh tokens rotate: each is good for one refresh, as VoipNow's may be.
+    if field("grant_type") != "refresh_token" || !state.refresh_tokens.remove(field("refresh_token")) {
         return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_grant" }))).into_response();
     }
-    let mut state = face.lock();
     state.next_id += 1;
     let access = format!("at{}x{}", state.next_id, rand::random::<u64>());
     let refresh = format!("rt{}x{}", state.next_id, rand::random::<u64>());
