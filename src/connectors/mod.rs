@@ -143,6 +143,21 @@ pub async fn start(
     }
 }
 
+/// Gives every configured extension a tile from the start, not only once it has a call.
+pub async fn announce_extensions(hub: &crate::hub::Hub, provider: &str, account: &str, extensions: &[String]) {
+    use crate::model::{Event, EventKind, ExtensionId, ExtensionReport};
+    let now = crate::hub::now_ms();
+    for extension in extensions {
+        let report = ExtensionReport {
+            extension: ExtensionId::new(provider, account, extension.trim()),
+            name: None,
+            sip_user: None,
+            online_user: None,
+        };
+        let _ = hub.feed(Event::new(provider, account, now, EventKind::Extension(report))).await;
+    }
+}
+
 /// A fresh webhook path secret: 32 random bytes from the OS-seeded CSPRNG, as hex.
 pub fn generate_secret() -> String {
     use rand::Rng;

@@ -10,7 +10,7 @@ use super::mapping;
 use super::wire::{self, Subscribe};
 use super::{Channels, NoojeeConfig, ACCOUNT};
 use crate::hub::{now_ms, Hub};
-use crate::model::{CallId, ConnectorHealth, EndCause, Event, EventKind, ExtensionId, ExtensionReport, Timestamp};
+use crate::model::{CallId, ConnectorHealth, EndCause, Event, EventKind, Timestamp};
 use rand::Rng;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -89,7 +89,7 @@ impl Subscriber {
     }
 
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
-        self.announce_extensions().await;
+        crate::connectors::announce_extensions(&self.hub, &self.name, ACCOUNT, &self.config.extensions).await;
         let mut last_seq = 0u64;
         let mut last_ok: Option<Instant> = None;
         let mut backoff = BACKOFF_FIRST;
@@ -138,20 +138,6 @@ impl Subscriber {
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
-        }
-    }
-
-    /// Every configured extension gets a tile from the start, not only once it has a call.
-    async fn announce_extensions(&mut self) {
-        let now = now_ms();
-        for extension in &self.config.extensions {
-            let report = ExtensionReport {
-                extension: ExtensionId::new(&self.name, ACCOUNT, extension.trim()),
-                name: None,
-                sip_user: None,
-                online_user: None,
-            };
-            let _ = self.hub.feed(Event::new(&self.name, ACCOUNT, now, EventKind::Extension(report))).await;
         }
     }
 

@@ -15,8 +15,8 @@ pub use mapping::{end_cause, flow_in, leg_state, observe, Observation};
 use super::{CommandError, Connector, Delivery, HookRefusal, WebhookReceiver};
 use crate::hub::{now_ms, Hub};
 use crate::model::{
-    Action, CallId, Command, ConnectorHealth, Event, EventKind, ExtensionId, ExtensionReport, LegId, LegReport,
-    LegState, Origin, Timestamp,
+    Action, CallId, Command, ConnectorHealth, Event, EventKind, ExtensionId, LegId, LegReport, LegState, Origin,
+    Timestamp,
 };
 use futures::future::BoxFuture;
 use serde::Deserialize;
@@ -288,16 +288,7 @@ impl Callbacks {
     }
 
     async fn announce_extensions(&self) {
-        let now = now_ms();
-        for extension in &self.config.extensions {
-            let report = ExtensionReport {
-                extension: ExtensionId::new(&self.name, ACCOUNT, extension.trim()),
-                name: None,
-                sip_user: None,
-                online_user: None,
-            };
-            let _ = self.hub.feed(Event::new(&self.name, ACCOUNT, now, EventKind::Extension(report))).await;
-        }
+        super::announce_extensions(&self.hub, &self.name, ACCOUNT, &self.config.extensions).await;
         let health = self.lock().health.clone();
         let _ = self.hub.report_health(health).await;
     }

@@ -3,3 +3,14 @@
 
 pub mod noojee;
 pub mod voipnow;
+
+use crate::model::Presence;
+
+/// Presence as a provider's events can show it: none of them tells hold apart from talking.
+fn presence_name(presence: Presence) -> &'static str {
+    match presence {
+        Presence::Idle => "idle",
+        Presence::Ringing => "ringing",
+        Presence::Busy | Presence::OnHold => "busy",
+    }
+}

@@ -10,7 +10,7 @@
 use crate::connectors::noojee::end_cause;
 use crate::connectors::noojee::wire::{CallData, Entry, Reply};
 use crate::model::{
-    Command, EndCause, Event, EventKind, ExtensionId, LegId, LegReport, LegState, LiveState, Presence, Timestamp,
+    Command, EndCause, Event, EventKind, ExtensionId, LegId, LegReport, LegState, LiveState, Timestamp,
 };
 use crate::sim::faults::{http_faults, Fault, Faults};
 use crate::sim::harness::Picture;
@@ -162,7 +162,10 @@ impl NoojeeFace {
         let (extensions, calls, _) = truth.views_all();
         let mut lines = BTreeMap::new();
         for extension in &extensions {
-            lines.insert(format!("extension {}", extension.id.native()), presence_name(extension.presence).to_owned());
+            lines.insert(
+                format!("extension {}", extension.id.native()),
+                super::presence_name(extension.presence).to_owned(),
+            );
         }
         for leg in calls.iter().flat_map(|call| &call.legs) {
             let (Some(extension), Some(unique)) = (&leg.extension, state.by_leg.get(&leg.id)) else { continue };
@@ -177,7 +180,10 @@ impl NoojeeFace {
     pub fn observed_picture(extensions: &[crate::model::Extension], calls: &[crate::model::Call]) -> Picture {
         let mut lines = BTreeMap::new();
         for extension in extensions {
-            lines.insert(format!("extension {}", extension.id.native()), presence_name(extension.presence).to_owned());
+            lines.insert(
+                format!("extension {}", extension.id.native()),
+                super::presence_name(extension.presence).to_owned(),
+            );
         }
         for leg in calls.iter().flat_map(|call| &call.legs) {
             let Some(extension) = &leg.extension else { continue };
@@ -199,14 +205,6 @@ impl NoojeeFace {
             .layer(axum::middleware::from_fn_with_state(self.faults.clone(), http_faults))
             .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024));
         Router::new().nest(BASE_PATH, api)
-    }
-}
-
-fn presence_name(presence: Presence) -> &'static str {
-    match presence {
-        Presence::Idle => "idle",
-        Presence::Ringing => "ringing",
-        Presence::Busy | Presence::OnHold => "busy",
     }
 }
 

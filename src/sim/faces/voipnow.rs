@@ -10,8 +10,7 @@
 use crate::connectors::voipnow::wire::{CallEventType, CallParams};
 use crate::connectors::voipnow::{end_cause, leg_state};
 use crate::model::{
-    Action, Command, EndCause, Event, EventKind, ExtensionId, LegId, LegReport, LegState, LiveState, Presence,
-    Timestamp,
+    Action, Command, EndCause, Event, EventKind, ExtensionId, LegId, LegReport, LegState, LiveState, Timestamp,
 };
 use crate::sim::faults::{http_faults, Fault, Faults};
 use crate::sim::harness::Picture;
@@ -335,7 +334,7 @@ impl VoipNowFace {
             if !lossy.contains(extension.id.native()) {
                 lines.insert(
                     format!("extension {}", extended(extension.id.native())),
-                    presence_name(extension.presence).to_owned(),
+                    super::presence_name(extension.presence).to_owned(),
                 );
             }
         }
@@ -353,7 +352,7 @@ impl VoipNowFace {
         for extension in extensions {
             let key = format!("extension {}", extension.id.native());
             if truth.contains(&key) {
-                lines.insert(key, presence_name(extension.presence).to_owned());
+                lines.insert(key, super::presence_name(extension.presence).to_owned());
             }
         }
         for leg in calls.iter().flat_map(|call| &call.legs) {
@@ -387,14 +386,6 @@ fn line(rank: u8, cause: Option<EndCause>, answered: bool) -> String {
             format!("{state} ({cause:?}), {}", if answered { "answered" } else { "not answered" }).to_lowercase()
         }
         _ => state.to_owned(),
-    }
-}
-
-fn presence_name(presence: Presence) -> &'static str {
-    match presence {
-        Presence::Idle => "idle",
-        Presence::Ringing => "ringing",
-        Presence::Busy | Presence::OnHold => "busy",
     }
 }
 
