@@ -12,8 +12,7 @@ use callboard::hub::{Hub, HubSettings};
 use callboard::model::*;
 use callboard::sim::faces::noojee::NoojeeFace;
 use callboard::sim::faults::{Fault, FaultRates, Faults};
-use callboard::sim::harness::{all_history, hub_snapshot};
-use callboard::sim::scenario::{QueuePlan, Spread};
+use callboard::sim::harness::{all_history, hub_snapshot, wait_until};
 use callboard::sim::{runner, Pbx, Scenario};
 use callboard::store::Store;
 use std::collections::HashMap;
@@ -78,16 +77,6 @@ async fn replay_subscribe(State(replay): State<Replay>, Query(params): Query<Has
             format!("{{\"Data\":{{}},\"seq\":{asked},\"Code\":0}}")
         }
     }
-}
-
-async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..400 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Runs one of the seed's sequences through the connector; returns the calls, by channel.
@@ -334,29 +323,12 @@ async fn round_trip_through_the_face_with_every_fault_matches_the_ground_truth()
 }
 
 /// Nobody calls in and nobody answers by themselves: calls happen when a test makes them.
-fn quiet() -> Scenario {
-    Scenario {
-        seed: 5,
-        agents: 3,
-        first_extension: 101,
-        queues: vec![QueuePlan { name: "Help".into(), calls_per_hour: 0.0, agents: vec![0, 1, 2] }],
-        talk_s: Spread { mean: 1e6, sd: 0.0 },
-        answer_after_s: (30.0, 31.0),
-        hold_probability: 0.0,
-        outbound_per_agent_hour: 0.0,
-        outbound_answer_probability: 1.0,
-        outbound_busy_probability: 0.0,
-        breaks_per_agent_hour: 0.0,
-        logouts_per_agent_hour: 0.0,
-        ..Scenario::demo()
-    }
-}
 
 #[tokio::test]
 async fn commands_reach_the_face_with_noojee_parameters_and_move_the_pbx() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, _store, shutdown) = hub(&dir).await;
-    let pbx = Pbx::new(quiet(), "sim", "cc", callboard::hub::now_ms());
+    let pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", callboard::hub::now_ms());
     let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<Event>>(64);
     let (sim, _task) =
         runner::spawn(pbx, runner::SimClock::new(callboard::hub::now_ms(), 4.0), events, shutdown.clone());

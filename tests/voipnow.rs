@@ -12,8 +12,7 @@ use callboard::model::*;
 use callboard::server::{config::Config, router::router, AppState};
 use callboard::sim::faces::voipnow::{extended, HookMethod, VoipNowFace};
 use callboard::sim::faults::{Fault, FaultRates, Faults};
-use callboard::sim::harness::{all_history, hub_snapshot};
-use callboard::sim::scenario::{QueuePlan, Spread};
+use callboard::sim::harness::{all_history, hub_snapshot, wait_until};
 use callboard::sim::{runner, Pbx, Scenario};
 use callboard::store::Store;
 use std::sync::{Arc, Mutex};
@@ -356,38 +355,10 @@ async fn round_trip_from_the_face_with_drops_duplicates_and_reordering_matches_t
     app.shutdown.cancel();
 }
 
-fn quiet() -> Scenario {
-    Scenario {
-        seed: 5,
-        agents: 3,
-        first_extension: 101,
-        queues: vec![QueuePlan { name: "Help".into(), calls_per_hour: 0.0, agents: vec![0, 1, 2] }],
-        talk_s: Spread { mean: 1e6, sd: 0.0 },
-        answer_after_s: (30.0, 31.0),
-        hold_probability: 0.0,
-        outbound_per_agent_hour: 0.0,
-        outbound_answer_probability: 1.0,
-        outbound_busy_probability: 0.0,
-        breaks_per_agent_hour: 0.0,
-        logouts_per_agent_hour: 0.0,
-        ..Scenario::demo()
-    }
-}
-
-async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..500 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn unified_api_registers_the_call_events_and_dials_holds_and_hangs_up() {
     let shutdown = CancellationToken::new();
-    let pbx = Pbx::new(quiet(), "sim", "cc", callboard::hub::now_ms());
+    let pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", callboard::hub::now_ms());
     let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<Event>>(64);
     let (sim, _task) =
         runner::spawn(pbx, runner::SimClock::new(callboard::hub::now_ms(), 4.0), events, shutdown.clone());

@@ -173,6 +173,17 @@ pub async fn hub_snapshot(hub: &Hub) -> Result<Snapshot, String> {
     }
 }
 
+/// Polls `done` every 25 ms until it holds, for at most 10 s; then fails the test naming `what`.
+pub async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..400 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// Reads every call of a store's history, page by page. Pages overlap at their boundary time
 /// (calls can share a start time), so each page starts at the last one's oldest time,
 /// inclusive, and repeats are dropped.

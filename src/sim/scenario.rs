@@ -80,6 +80,27 @@ pub enum ScenarioError {
 }
 
 impl Scenario {
+    /// A call center where nothing happens by itself, for tests that drive it by commands:
+    /// three agents (101 to 103) on one queue with no callers, calls answered by the far end
+    /// after 30 s and talking until someone hangs up, no holds, outbound calls or breaks.
+    pub fn for_commands() -> Self {
+        Scenario {
+            seed: 5,
+            agents: 3,
+            first_extension: 101,
+            queues: vec![QueuePlan { name: "Help".into(), calls_per_hour: 0.0, agents: vec![0, 1, 2] }],
+            talk_s: Spread { mean: 1e6, sd: 0.0 },
+            answer_after_s: (30.0, 31.0),
+            hold_probability: 0.0,
+            outbound_per_agent_hour: 0.0,
+            outbound_answer_probability: 1.0,
+            outbound_busy_probability: 0.0,
+            breaks_per_agent_hour: 0.0,
+            logouts_per_agent_hour: 0.0,
+            ..Scenario::demo()
+        }
+    }
+
     /// The demo call center: 40 agents, 4 queues, busy but believable (about 70% occupancy, a
     /// few callers waiting at peaks, some abandons).
     pub fn demo() -> Self {

@@ -61,6 +61,8 @@ pub struct Observation {
     pub local: Party,
     pub remote: Party,
     pub raw_state: String,
+    /// `CallStatus` as sent, kept as the raw cause of an ended leg.
+    pub call_status: Option<String>,
 }
 
 /// Reads one callback; `inbound` is the side when the callback did not say (see [`flow_in`]).
@@ -112,6 +114,7 @@ pub fn observe(event: CallEventType, params: &CallParams, inbound: bool) -> Resu
         local,
         remote,
         raw_state: if status.is_empty() { event.path().to_owned() } else { format!("{} {status}", event.path()) },
+        call_status: params.call_status.clone(),
     })
 }
 

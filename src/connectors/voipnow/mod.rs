@@ -459,11 +459,7 @@ impl Callbacks {
             remote: observation.remote.clone(),
             queue: None,
             end_cause: if state.is_ended() { observation.end_cause } else { None },
-            raw_cause: if state.is_ended() {
-                observation.raw_state.split_once(' ').map(|(_, s)| s.to_owned())
-            } else {
-                None
-            },
+            raw_cause: if state.is_ended() { observation.call_status.clone() } else { None },
             raw_state: observation.raw_state.clone(),
         }
     }
