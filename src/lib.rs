@@ -12,6 +12,8 @@ pub mod model;
 #[cfg(feature = "ssr")]
 pub mod bench;
 #[cfg(feature = "ssr")]
+pub mod clock;
+#[cfg(feature = "ssr")]
 pub mod connectors;
 #[cfg(feature = "ssr")]
 pub mod hub;

@@ -331,7 +331,7 @@ async fn commands_reach_the_face_with_noojee_parameters_and_move_the_pbx() {
     let pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", callboard::hub::now_ms());
     let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<Event>>(64);
     let (sim, _task) =
-        runner::spawn(pbx, runner::SimClock::new(callboard::hub::now_ms(), 4.0), events, shutdown.clone());
+        runner::spawn(pbx, callboard::clock::Clock::new(callboard::hub::now_ms(), 4.0), events, shutdown.clone());
     let face = NoojeeFace::new(KEY, ("sim", "cc"), Faults::none(), Some(sim));
     let absorbing = face.clone();
     tokio::spawn(async move {

@@ -9,10 +9,10 @@ use callboard::connectors::voipnow::{VoipNowConfig, VoipNowConnector};
 use callboard::connectors::{CommandError, Connector, Connectors};
 use callboard::hub::{Hub, HubSettings};
 use callboard::model::*;
-use callboard::server::{config::Config, router::router, AppState};
+use callboard::server::router::router;
 use callboard::sim::faces::voipnow::{extended, HookMethod, VoipNowFace};
 use callboard::sim::faults::{Fault, FaultRates, Faults};
-use callboard::sim::harness::{all_history, hub_snapshot, wait_until};
+use callboard::sim::harness::{all_history, app_state, hub_snapshot, wait_until};
 use callboard::sim::{runner, Pbx, Scenario};
 use callboard::store::Store;
 use std::sync::{Arc, Mutex};
@@ -58,14 +58,7 @@ async fn app_in(dir: tempfile::TempDir, extensions: &[&str], uapi: Option<&str>)
     let mut connectors = Connectors::default();
     connectors.insert(connector.clone());
     connectors.insert_hook(connector.clone());
-    let state = AppState {
-        leptos_options: leptos::config::LeptosOptions::builder().output_name("callboard").build(),
-        hub: hub.clone(),
-        store: store.clone(),
-        connectors: Arc::new(connectors),
-        config: Arc::new(Config::default()),
-        shutdown: shutdown.clone(),
-    };
+    let state = app_state(&hub, &store, connectors, &shutdown);
     let app = router(state);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     App { base, connector, hub, store, shutdown, _dir: dir }
@@ -361,7 +354,7 @@ async fn unified_api_registers_the_call_events_and_dials_holds_and_hangs_up() {
     let pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", callboard::hub::now_ms());
     let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<Event>>(64);
     let (sim, _task) =
-        runner::spawn(pbx, runner::SimClock::new(callboard::hub::now_ms(), 4.0), events, shutdown.clone());
+        runner::spawn(pbx, callboard::clock::Clock::new(callboard::hub::now_ms(), 4.0), events, shutdown.clone());
     let face = VoipNowFace::new(("app", "app-secret"), "first-refresh", ("sim", "cc"), Faults::none(), Some(sim));
     let truth = Arc::new(Mutex::new(LiveState::new(QueueSettings::default(), Default::default())));
     let (absorbing, truth_in) = (face.clone(), truth.clone());

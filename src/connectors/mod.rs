@@ -3,6 +3,8 @@
 //! knows this interface.
 
 pub mod noojee;
+pub mod rest;
+pub mod versature;
 pub mod voipnow;
 
 use crate::model::{Action, Command};
@@ -101,6 +103,8 @@ impl Connectors {
 pub struct Started {
     pub connector: Arc<dyn Connector>,
     pub hook: Option<Arc<dyn WebhookReceiver>>,
+    /// Work the connector does after shutdown (deleting a subscription), to wait for.
+    pub finishing: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The HTTP client every connector uses: rustls (ring) with the system's roots, bounded
@@ -116,6 +120,57 @@ pub fn http_client() -> reqwest::Client {
         .expect("a client with these settings always builds")
 }
 
+/// A connector's health as it counts it, published to browsers at most once a second while
+/// all is well, so a flood of deliveries or of bad requests cannot flood them.
+pub struct HealthBook {
+    pub health: crate::model::ConnectorHealth,
+    reported: std::time::Instant,
+}
+
+impl HealthBook {
+    /// How often health is published while nothing calls for it at once.
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub fn new(health: crate::model::ConnectorHealth) -> Self {
+        Self { health, reported: std::time::Instant::now() }
+    }
+
+    /// The health to publish now regardless (a change of state, an error on the provider side).
+    pub fn publish(&mut self) -> crate::model::ConnectorHealth {
+        self.reported = std::time::Instant::now();
+        self.health.clone()
+    }
+
+    /// The health to publish, when a second has passed since it last was.
+    pub fn due(&mut self) -> Option<crate::model::ConnectorHealth> {
+        (self.reported.elapsed() >= Self::EVERY).then(|| self.publish())
+    }
+
+    /// Counts one message taken in at `at`.
+    pub fn event(&mut self, at: crate::model::Timestamp) -> Option<crate::model::ConnectorHealth> {
+        self.health.events += 1;
+        self.health.last_event_at = Some(at);
+        self.due()
+    }
+
+    /// Counts one error with its text (never a secret).
+    pub fn error(&mut self, text: String) -> Option<crate::model::ConnectorHealth> {
+        self.health.errors += 1;
+        self.health.last_error = Some(text);
+        self.due()
+    }
+}
+
+/// Publishes health from where waiting is not possible (the webhook route's `turned_away`).
+pub fn publish_soon(hub: &crate::hub::Hub, health: Option<crate::model::ConnectorHealth>) {
+    if let Some(health) = health {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let _ = hub.report_health(health).await;
+        });
+    }
+}
+
 /// Starts the connector a `[[provider]]` table configures; the error names what is wrong.
 pub async fn start(
     provider: &crate::server::config::ProviderConfig,
@@ -128,7 +183,11 @@ pub async fn start(
     match provider.kind {
         ProviderKind::Noojee => {
             let config = noojee::NoojeeConfig::from_table(&provider.settings).map_err(invalid)?;
-            Ok(Started { connector: noojee::NoojeeConnector::start(&provider.name, config, hub, shutdown), hook: None })
+            Ok(Started {
+                connector: noojee::NoojeeConnector::start(&provider.name, config, hub, shutdown),
+                hook: None,
+                finishing: None,
+            })
         }
         ProviderKind::Voipnow => {
             let mut config = voipnow::VoipNowConfig::from_table(&provider.settings).map_err(invalid)?;
@@ -137,7 +196,16 @@ pub async fn start(
                 tracing::info!(provider = %provider.name, "using the webhook secret Callboard generated and stored (run `callboard hooks` to see the URLs)");
             }
             let connector = voipnow::VoipNowConnector::start(&provider.name, config, hub, shutdown).await;
-            Ok(Started { connector: connector.clone(), hook: Some(connector) })
+            Ok(Started { connector: connector.clone(), hook: Some(connector), finishing: None })
+        }
+        ProviderKind::Versature => {
+            let mut config = versature::VersatureConfig::from_table(&provider.settings).map_err(invalid)?;
+            if config.webhook_secret.is_empty() {
+                config.resolve_secret(store, &provider.name).await.map_err(invalid)?;
+                tracing::info!(provider = %provider.name, "using the webhook secret Callboard generated and stored (run `callboard hooks` to see the URL)");
+            }
+            let (connector, task) = versature::VersatureConnector::start(&provider.name, config, hub, shutdown).await;
+            Ok(Started { connector: connector.clone(), hook: Some(connector), finishing: Some(task) })
         }
         other => Err(invalid(format!("the {other:?} connector is not available yet"))),
     }
@@ -163,6 +231,26 @@ pub fn generate_secret() -> String {
     use rand::Rng;
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Checks a configured webhook path secret; empty means "generate one".
+pub fn check_webhook_secret(secret: &str) -> Result<(), String> {
+    if !secret.is_empty() && (secret.len() < 16 || !secret.chars().all(|c| c.is_ascii_alphanumeric())) {
+        return Err("webhook_secret must be at least 16 letters and digits (or left out to generate one)".into());
+    }
+    Ok(())
+}
+
+/// Fills in an empty webhook secret: the one generated and stored for provider `name` earlier,
+/// or a new one stored now, so the URL registered at the provider survives restarts.
+pub async fn resolve_secret(secret: &mut String, store: &crate::store::Store, name: &str) -> Result<(), String> {
+    if secret.is_empty() {
+        *secret = store
+            .provider_secret(name, "webhook_secret", generate_secret())
+            .await
+            .map_err(|error| format!("cannot keep its generated webhook secret: {error}"))?;
+    }
+    Ok(())
 }
 
 /// Whether `given` is `expected`, in time that does not depend on where they differ.

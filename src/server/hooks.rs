@@ -80,10 +80,20 @@ async fn take(state: AppState, provider: String, secret: String, event: Option<S
 /// webhook secret, or the one Callboard generated and stored (generating it now if need be).
 pub async fn print_urls(config: &super::config::Config) -> Result<(), String> {
     use super::config::ProviderKind;
+    use crate::connectors::versature::VersatureConfig;
     use crate::connectors::voipnow::{wire::CallEventType, VoipNowConfig};
     let store = crate::store::Store::open(&config.store.path).await.map_err(|error| error.to_string())?;
     let mut out = String::new();
     for provider in &config.providers {
+        let invalid = |error: String| format!("provider {:?}: {error}", provider.name);
+        if provider.kind == ProviderKind::Versature {
+            let mut versature = VersatureConfig::from_table(&provider.settings).map_err(invalid)?;
+            versature.resolve_secret(&store, &provider.name).await?;
+            let kept = if versature.has_api() { "Callboard subscribes it itself" } else { "subscribe it by hand" };
+            out.push_str(&format!("{} (Versature Integrate subscription post_uri; {kept}):\n", provider.name));
+            out.push_str(&format!("  {}\n", versature.hook_url(&provider.name)));
+            continue;
+        }
         if provider.kind != ProviderKind::Voipnow {
             continue;
         }

@@ -47,6 +47,7 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
     tracing::info!(path = %config.store.path.display(), "store open");
     let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.map_err(ServeError::Store)?;
     let mut connectors = crate::connectors::Connectors::default();
+    let mut finishing = Vec::new();
     if config.is_demo() {
         let demo = crate::sim::demo::start(&config.demo, &hub, shutdown.clone()).await.map_err(ServeError::Demo)?;
         connectors.insert(demo);
@@ -59,6 +60,7 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
         if let Some(hook) = started.hook {
             connectors.insert_hook(hook);
         }
+        finishing.extend(started.finishing);
     }
     let connectors = Arc::new(connectors);
     let state =
@@ -67,6 +69,11 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
     tracing::info!("listening on http://{addr}");
     axum::serve(listener, app).with_graceful_shutdown(shutdown::on_signal(shutdown)).await.map_err(ServeError::Io)?;
+    // Connectors tidy up at the provider (a subscription deleted) within a bound.
+    let tidied = tokio::time::timeout(std::time::Duration::from_secs(10), futures::future::join_all(finishing)).await;
+    if tidied.is_err() {
+        tracing::warn!("connectors did not finish within 10 s of shutdown");
+    }
     tracing::info!("stopped");
     Ok(())
 }

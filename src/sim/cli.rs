@@ -178,7 +178,8 @@ async fn simulate(
 async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> Result<(), String> {
     use super::faces::noojee::{NoojeeFace, BASE_PATH};
     use super::faces::voipnow::{extended, VoipNowFace};
-    use super::runner::{self, SimClock};
+    use super::runner;
+    use crate::clock::Clock;
     let time_scale = if args.time_scale > 0.0 { args.time_scale } else { 1.0 };
     let start = crate::hub::now_ms();
     let pbx = super::Pbx::new(scenario.clone(), "sim", "callcenter", start);
@@ -186,7 +187,7 @@ async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> R
     let extensions = numbers.join(",");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<crate::model::Event>>(256);
-    let (sim, task) = runner::spawn(pbx, SimClock::new(start, time_scale), events, shutdown.clone());
+    let (sim, task) = runner::spawn(pbx, Clock::new(start, time_scale), events, shutdown.clone());
     let faults = Faults::new(scenario.seed ^ 0xFA17, rates);
     type Absorb = Box<dyn Fn(&[crate::model::Event]) + Send + Sync>;
     let mut absorbers: Vec<Absorb> = Vec::new();

@@ -6,8 +6,9 @@ use super::faces::noojee::{NoojeeFace, BASE_PATH};
 use super::faults::Faults;
 use super::harness::hub_snapshot;
 use super::pbx::Pbx;
-use super::runner::{self, SimClock};
+use super::runner;
 use super::scenario::{Scenario, ScenarioError};
+use crate::clock::Clock;
 use crate::connectors::noojee::{NoojeeConfig, NoojeeConnector};
 use crate::connectors::Connector;
 use crate::hub::{day_start, now_ms, Hub};
@@ -76,7 +77,7 @@ pub async fn start(
     );
     let extensions = pbx.extension_numbers();
     let (events, mut receiver) = mpsc::channel(EVENT_BUFFER);
-    let clock = SimClock::new(now, config.time_scale);
+    let clock = Clock::new(now, config.time_scale);
     let (sim, _task) = runner::spawn(pbx, clock, events, shutdown.clone());
     if face == "direct" {
         tokio::spawn(feed_hub(DEMO_PROVIDER.to_owned(), receiver, hub.clone(), Faults::none()));

@@ -205,6 +205,37 @@ impl Faults {
     }
 }
 
+/// What a roll does to one message a face sends.
+pub struct Schedule<T> {
+    pub fault: Option<Fault>,
+    /// How long to wait before sending (a slow send).
+    pub delay: Duration,
+    /// What to send, in order: nothing when dropped, it twice when duplicated, the one that
+    /// overtakes it first when reordered.
+    pub sends: Vec<T>,
+}
+
+impl Faults {
+    /// Rolls for `item` among `applicable`; `overtaking` takes the next message from the
+    /// sender's queue when it is to overtake this one.
+    pub fn schedule<T: Clone>(
+        &self,
+        applicable: &[Fault],
+        item: T,
+        overtaking: impl FnOnce() -> Option<T>,
+    ) -> Schedule<T> {
+        let fault = self.roll(applicable);
+        let (delay, sends) = match fault {
+            Some(Fault::Drop) => (Duration::ZERO, Vec::new()),
+            Some(Fault::Duplicate) => (Duration::ZERO, vec![item.clone(), item]),
+            Some(Fault::Reorder) => (Duration::ZERO, overtaking().into_iter().chain([item]).collect()),
+            Some(Fault::Slow) => (Duration::from_millis(self.rates.slow_ms), vec![item]),
+            _ => (Duration::ZERO, vec![item]),
+        };
+        Schedule { fault, delay, sends }
+    }
+}
+
 /// Middleware for a face's HTTP routes: answers 503, holds a request into a timeout, or answers
 /// late, as the rates say.
 pub async fn http_faults(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {

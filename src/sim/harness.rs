@@ -164,6 +164,24 @@ impl Picture {
     }
 }
 
+/// The state Callboard's router serves a test from: default configuration and Leptos options,
+/// with `connectors` registered.
+pub fn app_state(
+    hub: &Hub,
+    store: &Store,
+    connectors: crate::connectors::Connectors,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> crate::server::AppState {
+    crate::server::AppState {
+        leptos_options: leptos::config::LeptosOptions::builder().output_name("callboard").build(),
+        hub: hub.clone(),
+        store: store.clone(),
+        connectors: std::sync::Arc::new(connectors),
+        config: std::sync::Arc::new(crate::server::config::Config::default()),
+        shutdown: shutdown.clone(),
+    }
+}
+
 /// Reads a hub's current snapshot.
 pub async fn hub_snapshot(hub: &Hub) -> Result<Snapshot, String> {
     let (_, text) = hub.snapshot().await.map_err(|error| error.to_string())?;

@@ -2,7 +2,8 @@
 //! and takes call-control commands from whoever holds a handle.
 
 use super::pbx::{Pbx, QueueTally};
-use crate::model::{Command, Event, QueueId, Timestamp};
+use crate::clock::Clock;
+use crate::model::{Command, Event, QueueId};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -11,31 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Commands waiting for the PBX; a caller beyond this waits its turn.
 const REQUEST_CAPACITY: usize = 64;
-
-/// Maps the PBX's virtual clock onto the wall clock: `time_scale` simulated ms per real ms.
-#[derive(Debug, Clone, Copy)]
-pub struct SimClock {
-    origin_sim: Timestamp,
-    origin: Instant,
-    time_scale: f64,
-}
-
-impl SimClock {
-    /// A clock reading `at` now and running `time_scale` times as fast as the wall clock.
-    pub fn new(at: Timestamp, time_scale: f64) -> Self {
-        Self { origin_sim: at, origin: Instant::now(), time_scale: time_scale.max(f64::MIN_POSITIVE) }
-    }
-
-    pub fn now(&self) -> Timestamp {
-        self.origin_sim + (self.origin.elapsed().as_secs_f64() * 1000.0 * self.time_scale) as Timestamp
-    }
-
-    /// The wall-clock instant at which the simulated clock reads `at`.
-    pub fn instant_of(&self, at: Timestamp) -> Instant {
-        let real_ms = ((at - self.origin_sim).max(0) as f64 / self.time_scale).min(1e12);
-        self.origin + Duration::from_secs_f64(real_ms / 1000.0)
-    }
-}
 
 enum Request {
     Command { command: Command, reply: oneshot::Sender<Result<String, String>> },
@@ -78,7 +54,7 @@ impl SimHandle {
 /// or when the sink closes, and hands the PBX back.
 pub fn spawn(
     mut pbx: Pbx,
-    clock: SimClock,
+    clock: Clock,
     sink: mpsc::Sender<Vec<Event>>,
     shutdown: CancellationToken,
 ) -> (SimHandle, JoinHandle<Pbx>) {

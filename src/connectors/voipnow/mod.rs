@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wire::{CallEventType, CallParams};
 
@@ -33,8 +33,6 @@ const MAX_LEGS: usize = 50_000;
 /// Registering the Call Events is retried after this long, doubling up to the maximum.
 const REGISTER_RETRY_FIRST: Duration = Duration::from_secs(5);
 const REGISTER_RETRY_MAX: Duration = Duration::from_secs(300);
-/// Health goes to browsers at most this often while all is well.
-const HEALTH_EVERY: Duration = Duration::from_secs(1);
 
 /// `[[provider]] kind = "voipnow"` keys.
 #[derive(Clone, Deserialize)]
@@ -92,11 +90,7 @@ impl VoipNowConfig {
         if !is_url(&config.public_url) {
             return Err(format!("public_url {:?} must start with http:// or https://", config.public_url));
         }
-        if !config.webhook_secret.is_empty()
-            && (config.webhook_secret.len() < 16 || !config.webhook_secret.chars().all(|c| c.is_ascii_alphanumeric()))
-        {
-            return Err("webhook_secret must be at least 16 letters and digits (or left out to generate one)".into());
-        }
+        super::check_webhook_secret(&config.webhook_secret)?;
         if config.extensions.iter().any(|e| e.trim().is_empty() || e.contains('/')) {
             return Err("extensions must be extension numbers such as \"0003*210\", none empty".into());
         }
@@ -113,16 +107,9 @@ impl VoipNowConfig {
         Ok(config)
     }
 
-    /// Fills in the webhook secret when none is configured: the one generated and stored for
-    /// provider `name` earlier, or a new one stored now.
+    /// Fills in the webhook secret when none is configured (see [`super::resolve_secret`]).
     pub async fn resolve_secret(&mut self, store: &crate::store::Store, name: &str) -> Result<(), String> {
-        if self.webhook_secret.is_empty() {
-            self.webhook_secret = store
-                .provider_secret(name, "webhook_secret", super::generate_secret())
-                .await
-                .map_err(|error| format!("cannot keep its generated webhook secret: {error}"))?;
-        }
-        Ok(())
+        super::resolve_secret(&mut self.webhook_secret, store, name).await
     }
 
     /// Whether call control and automatic registration are configured.
@@ -149,8 +136,7 @@ struct LegMemory {
 struct Inner {
     legs: HashMap<(String, String), LegMemory>,
     order: VecDeque<(String, String)>,
-    health: ConnectorHealth,
-    reported: Instant,
+    book: super::HealthBook,
     /// The latest event time given out: times are unique and rising across the connector.
     clock: Timestamp,
 }
@@ -206,7 +192,8 @@ impl VoipNowConnector {
             capabilities: capabilities.clone(),
             ..Default::default()
         };
-        let inner = Inner { legs: HashMap::new(), order: VecDeque::new(), health, reported: Instant::now(), clock: 0 };
+        let inner =
+            Inner { legs: HashMap::new(), order: VecDeque::new(), book: super::HealthBook::new(health), clock: 0 };
         let callbacks = Arc::new(Callbacks {
             name: name.to_owned(),
             config: config.clone(),
@@ -243,7 +230,7 @@ impl VoipNowConnector {
 
     /// The connector's health as last counted.
     pub fn health(&self) -> ConnectorHealth {
-        self.callbacks.lock().health.clone()
+        self.callbacks.lock().book.health.clone()
     }
 
     /// Takes in one callback of type `event` (what the hook route does after parsing).
@@ -289,7 +276,7 @@ impl Callbacks {
 
     async fn announce_extensions(&self) {
         super::announce_extensions(&self.hub, &self.name, ACCOUNT, &self.config.extensions).await;
-        let health = self.lock().health.clone();
+        let health = self.lock().book.health.clone();
         let _ = self.hub.report_health(health).await;
     }
 
@@ -312,10 +299,8 @@ impl Callbacks {
     async fn count_error(&self, text: String) {
         let health = {
             let mut inner = self.lock();
-            inner.health.errors += 1;
-            inner.health.last_error = Some(text);
-            inner.reported = Instant::now();
-            inner.health.clone()
+            inner.book.error(text);
+            inner.book.publish()
         };
         let _ = self.hub.report_health(health).await;
     }
@@ -414,13 +399,7 @@ impl Callbacks {
                 }
             }
         }
-        inner.health.events += 1;
-        inner.health.last_event_at = Some(now);
-        let due = inner.reported.elapsed() >= HEALTH_EVERY;
-        if due {
-            inner.reported = Instant::now();
-        }
-        let health = due.then(|| inner.health.clone());
+        let health = inner.book.event(now);
         Ok(Plan { reports, health, key: key_kept, before, after: observation.state })
     }
 
@@ -516,24 +495,8 @@ impl WebhookReceiver for VoipNowConnector {
     }
 
     fn turned_away(&self, reason: &str) {
-        // Counted at once; published only as often as health is, so a flood of bad requests
-        // cannot flood the browsers.
-        let health = {
-            let mut inner = self.callbacks.lock();
-            inner.health.errors += 1;
-            inner.health.last_error = Some(reason.to_owned());
-            let due = inner.reported.elapsed() >= HEALTH_EVERY;
-            if due {
-                inner.reported = Instant::now();
-            }
-            due.then(|| inner.health.clone())
-        };
-        if let Some(health) = health {
-            let hub = self.callbacks.hub.clone();
-            tokio::spawn(async move {
-                let _ = hub.report_health(health).await;
-            });
-        }
+        let due = self.callbacks.lock().book.error(reason.to_owned());
+        super::publish_soon(&self.callbacks.hub, due);
     }
 }
 

@@ -4,8 +4,9 @@
 //! Shapes follow providers.md 3.2 to 3.4. What the documentation leaves open is read leniently:
 //! a list may be a bare array or an object with `entry`, ids may be numbers or strings.
 
-use super::wire::{shown, CallEventType};
+use super::wire::CallEventType;
 use super::VoipNowConfig;
+use crate::connectors::rest::{self, encode, lenient_u64, text, RestError};
 use crate::connectors::CommandError;
 use crate::model::{Action, Command};
 use serde_json::{json, Value};
@@ -17,8 +18,6 @@ use std::time::{Duration, Instant};
 pub const CAPABILITIES: [Action; 3] = [Action::Dial, Action::Hold, Action::Hangup];
 /// Requests give up after this long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// A reply larger than this is refused unread.
-const MAX_REPLY_BYTES: usize = 256 * 1024;
 /// A token is refreshed this long before it would expire.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 /// The longest token lifetime believed, seconds.
@@ -281,68 +280,16 @@ pub fn entries(reply: &Value) -> Vec<Value> {
 }
 
 /// A string or number as text.
-fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(text) if !text.is_empty() => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    }
-}
-
-fn lenient_u64(value: &Value) -> Option<u64> {
-    value.as_u64().or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
-}
-
-/// Percent-encodes one path segment or query value (`/`, `?`, `+` and spaces included).
-pub fn encode(segment: &str) -> String {
-    form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
-}
-
-/// Sends, reads a bounded reply, and sorts the outcome: 2xx is the JSON (or null when empty),
-/// 4xx is VoipNow's words, anything else is unreachable.
+/// Sends and sorts the outcome: 2xx is the JSON (or null when empty), 4xx is VoipNow's words,
+/// anything else is unreachable.
 async fn send(request: reqwest::RequestBuilder) -> Result<Value, UapiError> {
-    let transport = |error: reqwest::Error| UapiError::Unreachable(error.without_url().to_string());
-    let mut response = request.timeout(REQUEST_TIMEOUT).send().await.map_err(transport)?;
-    let status = response.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_REPLY_BYTES {
-            return Err(UapiError::Unreadable(format!("a reply over {MAX_REPLY_BYTES} bytes")));
-        }
-        body.extend_from_slice(&chunk);
+    match rest::exchange(request, REQUEST_TIMEOUT).await {
+        Ok(reply) => Ok(reply),
+        Err(refused @ RestError::Status { status: 400..=499, .. }) => Err(UapiError::Refused(refused.to_string())),
+        Err(RestError::Status { status, .. }) => Err(UapiError::Unreachable(format!("HTTP {status}"))),
+        Err(RestError::Transport(error)) => Err(UapiError::Unreachable(error)),
+        Err(RestError::Unreadable(error)) => Err(UapiError::Unreadable(error)),
     }
-    let words = || shown(String::from_utf8_lossy(&body).trim());
-    if status.is_client_error() {
-        let said =
-            serde_json::from_slice::<Value>(&body).ok().and_then(|reply| error_text(&reply)).unwrap_or_else(words);
-        return Err(UapiError::Refused(format!("HTTP {}: {said}", status.as_u16())));
-    }
-    if !status.is_success() {
-        return Err(UapiError::Unreachable(format!("HTTP {}", status.as_u16())));
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(&body).map_err(|error| UapiError::Unreadable(error.to_string()))
-}
-
-/// The message of an error reply, whatever its shape (`{"error": {"code","message"}}`,
-/// `{"error": "..."}`, `{"message": "..."}`).
-fn error_text(reply: &Value) -> Option<String> {
-    let error = reply.get("error").unwrap_or(reply);
-    let message = match error {
-        Value::String(text) => Some(text.clone()),
-        Value::Object(_) => {
-            let code = text(error.get("code"));
-            let message = text(error.get("message")).or_else(|| text(error.get("error_description")));
-            match (code, message) {
-                (Some(code), Some(message)) => Some(format!("{message} ({code})")),
-                (code, message) => message.or(code),
-            }
-        }
-        _ => None,
-    };
-    message.map(|m| shown(&m))
 }
 
 #[cfg(test)]
@@ -350,18 +297,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_come_bare_or_in_entry_and_errors_in_either_shape() {
+    fn lists_come_bare_or_in_entry() {
         assert_eq!(entries(&json!([{"id": 1}])).len(), 1);
         assert_eq!(entries(&json!({"entry": [{"id": 1}, {"id": 2}]})).len(), 2);
         assert_eq!(entries(&json!({"id": "5"})).len(), 1);
         assert!(entries(&json!({"paging": {}})).is_empty());
-        assert_eq!(
-            error_text(&json!({"error": {"code": "pcet_type_invalid", "message": "Invalid type"}})).as_deref(),
-            Some("Invalid type (pcet_type_invalid)")
-        );
-        assert_eq!(error_text(&json!({"error": "invalid_grant"})).as_deref(), Some("invalid_grant"));
-        assert_eq!(encode("0003*210"), "0003*210", "`*` is allowed in a path segment");
-        assert_eq!(encode("a b/c?d"), "a%20b%2Fc%3Fd");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! sockets, so connectors are tested against what they will meet.
 
 pub mod noojee;
+pub mod versature;
 pub mod voipnow;
 
 use crate::model::Presence;

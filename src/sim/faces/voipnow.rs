@@ -66,6 +66,7 @@ struct Channel {
     lost: bool,
 }
 
+#[derive(Clone)]
 struct Callback {
     unique: String,
     event: CallEventType,
@@ -232,29 +233,17 @@ impl VoipNowFace {
                 self.wake.notified().await;
                 continue;
             };
-            match self.faults.roll(&[Fault::Drop, Fault::Duplicate, Fault::Reorder, Fault::Slow]) {
-                Some(Fault::Drop) => {
-                    if let Some(channel) = self.lock().channels.get_mut(&callback.unique) {
-                        channel.lost = true;
-                    }
+            let unique = callback.unique.clone();
+            let applicable = [Fault::Drop, Fault::Duplicate, Fault::Reorder, Fault::Slow];
+            let schedule = self.faults.schedule(&applicable, callback, || self.lock().outbox.pop_front());
+            if schedule.fault == Some(Fault::Drop) {
+                if let Some(channel) = self.lock().channels.get_mut(&unique) {
+                    channel.lost = true;
                 }
-                Some(Fault::Duplicate) => {
-                    self.send(&callback).await;
-                    self.send(&callback).await;
-                }
-                Some(Fault::Reorder) => {
-                    // The next callback overtakes this one.
-                    let overtaking = self.lock().outbox.pop_front();
-                    if let Some(overtaking) = overtaking {
-                        self.send(&overtaking).await;
-                    }
-                    self.send(&callback).await;
-                }
-                Some(Fault::Slow) => {
-                    tokio::time::sleep(Duration::from_millis(self.faults.rates().slow_ms)).await;
-                    self.send(&callback).await;
-                }
-                _ => self.send(&callback).await,
+            }
+            tokio::time::sleep(schedule.delay).await;
+            for callback in &schedule.sends {
+                self.send(callback).await;
             }
             self.lock().in_flight = false;
         }

@@ -1,0 +1,137 @@
+//! What every REST-speaking connector does the same way: send with a deadline, read a bounded
+//! reply, and tell a 2xx reply from a provider's refusal in its own words.
+
+use serde_json::Value;
+use std::time::Duration;
+
+/// A reply larger than this is refused unread.
+pub const MAX_REPLY_BYTES: usize = 256 * 1024;
+
+/// Why a request did not come back 2xx.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestError {
+    /// The provider answered with this status; `words` are its own (or the status alone).
+    #[error("HTTP {status}: {words}")]
+    Status {
+        status: u16,
+        words: String,
+        /// `Retry-After` in seconds, when a 429 or 503 gives one.
+        retry_after: Option<u64>,
+    },
+    /// No answer: connection refused, reset, timed out.
+    #[error("{0}")]
+    Transport(String),
+    /// A 2xx reply that is too large or not JSON.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+impl RestError {
+    /// The status when the provider answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RestError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A refusal (4xx other than 429): retrying the same request will not help.
+    pub fn is_refusal(&self) -> bool {
+        self.status().is_some_and(|status| (400..500).contains(&status) && status != 429)
+    }
+}
+
+/// Sends `request` with `timeout` and reads the reply: the JSON of a 2xx (null when empty),
+/// else the status with the provider's words.
+pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Result<Value, RestError> {
+    let transport = |error: reqwest::Error| RestError::Transport(error.without_url().to_string());
+    let mut response = request.timeout(timeout).send().await.map_err(transport)?;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse().ok());
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(RestError::Unreadable(format!("a reply over {MAX_REPLY_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if !status.is_success() {
+        let words = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|reply| error_text(&reply))
+            .or_else(|| Some(shown(String::from_utf8_lossy(&body).trim())).filter(|words| !words.is_empty()))
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason given").to_owned());
+        return Err(RestError::Status { status: status.as_u16(), words, retry_after });
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&body).map_err(|error| RestError::Unreadable(error.to_string()))
+}
+
+/// The message of an error reply, whatever its shape: `{"error": {"code","message"}}`,
+/// `{"error": "..."}`, `{"message": "..."}`, `{"detail": "..."}`.
+pub fn error_text(reply: &Value) -> Option<String> {
+    let error = reply.get("error").unwrap_or(reply);
+    let message = match error {
+        Value::String(text) => Some(text.clone()),
+        Value::Object(_) => {
+            let code = text(error.get("code"));
+            let message = text(error.get("message"))
+                .or_else(|| text(error.get("error_description")))
+                .or_else(|| text(error.get("detail")));
+            match (code, message) {
+                (Some(code), Some(message)) => Some(format!("{message} ({code})")),
+                (code, message) => message.or(code),
+            }
+        }
+        _ => None,
+    };
+    message.map(|m| shown(&m))
+}
+
+/// A provider's words cut to what a button's message can show.
+pub fn shown(text: &str) -> String {
+    text.chars().take(160).collect()
+}
+
+/// A string or a number as text; empty, null and anything else are none.
+pub fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// A count given as a number or as a string holding one.
+pub fn lenient_u64(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
+}
+
+/// Percent-encodes one path segment or query value (`/`, `?`, `+`, `:` and spaces included).
+pub fn encode(segment: &str) -> String {
+    form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn errors_read_in_every_shape() {
+        assert_eq!(
+            error_text(&json!({"error": {"code": "pcet_type_invalid", "message": "Invalid type"}})).as_deref(),
+            Some("Invalid type (pcet_type_invalid)")
+        );
+        assert_eq!(error_text(&json!({"error": "invalid_grant"})).as_deref(), Some("invalid_grant"));
+        assert_eq!(error_text(&json!({"detail": "Not found."})).as_deref(), Some("Not found."));
+        assert_eq!(encode("0003*210"), "0003*210", "`*` is allowed in a path segment");
+        assert_eq!(encode("a b/c?d"), "a%20b%2Fc%3Fd");
+    }
+}

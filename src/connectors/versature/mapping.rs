@@ -1,0 +1,172 @@
+//! Versature messages mapped onto the model (providers.md section 7).
+//!
+//! Every endpoint that is one of our users is a leg, keyed by its own `call_id`; the call is the
+//! originating endpoint's `call_id` (`from`). Messages carry no sequence but carry times, so each
+//! report is stamped with the provider's time for its state (`time_start` while it rings,
+//! `time_answer` once answered) and the hub's last-writer-wins by time puts duplicates and late
+//! messages in their place. An end has no time in a call message: it is stamped when received
+//! (never before the times the message gives); a CDR's `end_time` is earlier and wins.
+
+use super::wire::{CallMessage, Cdr, Endpoint};
+use crate::model::{CallId, Direction, EndCause, ExtensionId, LegId, LegReport, LegState, Party, Timestamp};
+
+/// The leg state of an endpoint. `progressing` is our side waiting on the other: dialling, or
+/// (when the other end rings) the far end ringing.
+pub fn leg_state(state: Option<&str>, other_state: Option<&str>) -> LegState {
+    match state {
+        Some("progressing") if other_state == Some("ringing") => LegState::RemoteRinging,
+        Some("progressing") => LegState::Initiating,
+        Some("ringing") => LegState::Ringing,
+        Some("active") => LegState::Active,
+        Some("ended") => LegState::Ended,
+        _ => LegState::Unknown,
+    }
+}
+
+fn party(endpoint: &Endpoint) -> Party {
+    Party { number: endpoint.id.clone(), name: endpoint.name.clone(), extension: endpoint.user.clone() }
+}
+
+/// Names what a report is about; ids are namespaced by provider and account.
+pub struct Ids<'a> {
+    pub provider: &'a str,
+    pub account: &'a str,
+}
+
+impl Ids<'_> {
+    fn report(
+        &self,
+        call: &str,
+        side: (&Endpoint, &Endpoint),
+        outward: bool,
+        on_net: bool,
+        state: LegState,
+    ) -> Option<LegReport> {
+        let (endpoint, other) = side;
+        let user = endpoint.user.as_deref()?;
+        let leg = endpoint.call_id.as_deref()?;
+        let direction = match (on_net || other.user.is_some(), outward) {
+            (true, _) => Direction::Internal,
+            (false, true) => Direction::Outbound,
+            (false, false) => Direction::Inbound,
+        };
+        Some(LegReport {
+            leg: LegId::new(self.provider, self.account, leg),
+            call: CallId::new(self.provider, self.account, call),
+            extension: Some(ExtensionId::new(self.provider, self.account, user)),
+            state,
+            held_by: None,
+            direction,
+            origin: crate::model::Origin::Normal,
+            local: party(endpoint),
+            remote: party(other),
+            queue: None,
+            end_cause: None,
+            raw_cause: None,
+            raw_state: endpoint.state.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// Checks that every user endpoint can be a leg and names the call.
+fn call_key<'a>(from: &'a Endpoint, to: &'a Endpoint) -> Result<&'a str, String> {
+    for (side, endpoint) in [("from", from), ("to", to)] {
+        if endpoint.user.is_some() && endpoint.call_id.is_none() {
+            return Err(format!(
+                "the {side} endpoint is user {:?} but has no call_id",
+                endpoint.user.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    from.call_id.as_deref().or(to.call_id.as_deref()).ok_or_else(|| "neither endpoint has a call_id".to_owned())
+}
+
+/// The reports a call message makes, each with its time: one per endpoint that is our user.
+pub fn call_reports(
+    ids: &Ids,
+    message: &CallMessage,
+    received: Timestamp,
+) -> Result<Vec<(LegReport, Timestamp)>, String> {
+    let call = call_key(&message.from, &message.to)?;
+    if message.from.user.is_none() && message.to.user.is_none() {
+        return Err("neither endpoint is a Versature user".into());
+    }
+    let start = message.time_start;
+    let latest = message.time_answer.or(start);
+    let mut reports = Vec::new();
+    for (endpoint, other, outward) in [(&message.from, &message.to, true), (&message.to, &message.from, false)] {
+        let state = leg_state(endpoint.state.as_deref(), other.state.as_deref());
+        let at = match state {
+            LegState::Ended => received.max(latest.map_or(0, |t| t + 1)),
+            LegState::Active => message.time_answer.or(start).unwrap_or(received),
+            _ => start.unwrap_or(received),
+        };
+        let Some(mut report) = ids.report(call, (endpoint, other), outward, message.on_net == Some(true), state) else {
+            continue;
+        };
+        if state.is_ended() {
+            report.end_cause = Some(if message.time_answer.is_some() { EndCause::Normal } else { EndCause::Unknown });
+        }
+        reports.push((report, at));
+    }
+    Ok(reports)
+}
+
+/// The reports a CDR makes for each endpoint that is our user: set up at `start_time`, answered
+/// at `answer_time` when there is one, ended at `end_time` (or start plus `duration`), so the
+/// history gets the provider's own times and an end cause the call messages cannot give.
+pub fn cdr_reports(ids: &Ids, cdr: &Cdr) -> Result<Vec<(LegReport, Timestamp)>, String> {
+    let call = call_key(&cdr.from, &cdr.to)?;
+    let start = cdr.start_time.ok_or("a CDR without start_time")?;
+    let end = cdr
+        .end_time
+        .or_else(|| cdr.duration.map(|seconds| cdr.answer_time.unwrap_or(start) + seconds as Timestamp * 1000))
+        .ok_or("a CDR with neither end_time nor duration")?;
+    if end < start {
+        return Err("a CDR that ends before it starts".into());
+    }
+    let mut reports = Vec::new();
+    for (endpoint, other, outward) in [(&cdr.from, &cdr.to, true), (&cdr.to, &cdr.from, false)] {
+        let setup = if outward { LegState::Initiating } else { LegState::Ringing };
+        let Some(report) = ids.report(call, (endpoint, other), outward, false, setup) else { continue };
+        reports.push((LegReport { raw_state: "cdr".into(), ..report.clone() }, start));
+        if let Some(answered) = cdr.answer_time {
+            reports.push((
+                LegReport { state: LegState::Active, raw_state: "cdr".into(), ..report.clone() },
+                answered.clamp(start, end),
+            ));
+        }
+        let cause = if cdr.answer_time.is_some() { EndCause::Normal } else { EndCause::NoAnswer };
+        let ended = LegReport {
+            state: LegState::Ended,
+            end_cause: Some(cause),
+            raw_cause: Some("cdr".into()),
+            raw_state: "cdr".into(),
+            ..report
+        };
+        reports.push((ended, end));
+    }
+    Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progressing_is_the_far_end_ringing_when_it_rings() {
+        assert_eq!(leg_state(Some("progressing"), Some("ringing")), LegState::RemoteRinging);
+        assert_eq!(leg_state(Some("progressing"), Some("progressing")), LegState::Initiating);
+        assert_eq!(leg_state(Some("on fire"), None), LegState::Unknown);
+    }
+
+    #[test]
+    fn a_cdr_without_a_start_or_an_end_is_refused() {
+        let ids = Ids { provider: "v", account: "a" };
+        let user = Endpoint { user: Some("100".into()), call_id: Some("c".into()), ..Endpoint::default() };
+        let cdr = Cdr { from: user.clone(), ..Cdr::default() };
+        assert!(cdr_reports(&ids, &cdr).unwrap_err().contains("start_time"));
+        let cdr = Cdr { from: user, start_time: Some(10_000), ..Cdr::default() };
+        assert!(cdr_reports(&ids, &cdr).unwrap_err().contains("end_time"));
+    }
+}
