@@ -118,10 +118,15 @@ pub fn call_reports(
 pub fn cdr_reports(ids: &Ids, cdr: &Cdr) -> Result<Vec<(LegReport, Timestamp)>, String> {
     let call = call_key(&cdr.from, &cdr.to)?;
     let start = cdr.start_time.ok_or("a CDR without start_time")?;
-    let end = cdr
-        .end_time
-        .or_else(|| cdr.duration.map(|seconds| cdr.answer_time.unwrap_or(start) + seconds as Timestamp * 1000))
-        .ok_or("a CDR with neither end_time nor duration")?;
+    let end = match (cdr.end_time, cdr.duration) {
+        (Some(end), _) => end,
+        (None, Some(seconds)) => Timestamp::try_from(seconds)
+            .ok()
+            .and_then(|seconds| seconds.checked_mul(1000))
+            .and_then(|ms| cdr.answer_time.unwrap_or(start).checked_add(ms))
+            .ok_or("a CDR whose duration is out of range")?,
+        (None, None) => return Err("a CDR with neither end_time nor duration".into()),
+    };
     if end < start {
         return Err("a CDR that ends before it starts".into());
     }
@@ -168,5 +173,7 @@ mod tests {
         assert!(cdr_reports(&ids, &cdr).unwrap_err().contains("start_time"));
         let cdr = Cdr { from: user, start_time: Some(10_000), ..Cdr::default() };
         assert!(cdr_reports(&ids, &cdr).unwrap_err().contains("end_time"));
+        let cdr = Cdr { duration: Some(u64::MAX / 2), ..cdr };
+        assert!(cdr_reports(&ids, &cdr).unwrap_err().contains("out of range"));
     }
 }

@@ -257,14 +257,32 @@ impl Shared {
         let _ = self.hub.report_health(health).await;
     }
 
-    async fn set_state(&self, state: &str) {
-        if self.lock().book.health.state != state {
-            self.lock().book.health.state = state.to_owned();
-            self.publish_health().await;
+    /// Moves health to `state` (unless it is in `unless`), deciding under one lock so a
+    /// webhook's "ready" arriving meanwhile is not overwritten.
+    async fn set_state(&self, state: &str, unless: &[&str]) {
+        let health = {
+            let mut inner = self.lock();
+            let current = inner.book.health.state.as_str();
+            if current == state || unless.contains(&current) {
+                return;
+            }
+            inner.book.health.state = state.to_owned();
+            inner.book.publish()
+        };
+        let _ = self.hub.report_health(health).await;
+    }
+
+    /// Error text from Integrate with our webhook secret taken out: a reply may echo the
+    /// `post_uri` it was sent.
+    fn redacted(&self, text: String) -> String {
+        if self.config.webhook_secret.is_empty() {
+            return text;
         }
+        text.replace(&self.config.webhook_secret, "(secret)")
     }
 
     async fn count_error(&self, text: String) {
+        let text = self.redacted(text);
         self.lock().book.error(text);
         self.publish_health().await;
     }
@@ -294,11 +312,13 @@ impl Shared {
             };
             renewals += 1;
             tracing::info!(provider = %self.name, id = %subscription.id, renewals, "Versature subscription granted");
-            if self.lock().book.health.state != "ready" {
-                self.set_state("preparing").await;
-            }
+            self.set_state("preparing", &["ready"]).await;
             // Read back what Integrate holds: its expiry is the one to plan by.
-            let mut held = match api.read(&subscription.id).await {
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => break 'subscribe,
+                read = api.read(&subscription.id) => read,
+            };
+            let mut held = match read {
                 Ok(read) => read,
                 Err(error) if error.status() == Some(404) => {
                     self.count_error("the subscription just granted could not be read back (404)".into()).await;
@@ -317,7 +337,13 @@ impl Shared {
             let expires = held.expires.unwrap_or(granted_at + self.config.expires_in as Timestamp * 1000);
             held.expires = Some(expires);
             self.lock().subscription = Some(held.clone());
-            let lifetime = (expires - granted_at).max(1_000);
+            // Believed within what was asked: a stale or skewed expiry must not make the keeper
+            // renew in a loop, nor never.
+            let asked = self.config.expires_in as Timestamp * 1000;
+            if expires <= granted_at + 60_000 {
+                self.count_error("Integrate granted a subscription that expires within a minute".into()).await;
+            }
+            let lifetime = (expires - granted_at).clamp(60_000, asked);
             let renew_at = granted_at + (lifetime as f64 * RENEW_AT) as Timestamp;
             let check_every = (lifetime / 8).clamp(1_000, CHECK_EVERY_MAX_MS);
             let mut next_check = granted_at + check_every;
@@ -326,11 +352,16 @@ impl Shared {
                     _ = shutdown.cancelled() => break 'subscribe,
                     _ = self.clock.sleep_until(next_check) => {}
                 }
-                match api.read(&held.id).await {
+                let read = tokio::select! {
+                    _ = shutdown.cancelled() => break 'subscribe,
+                    read = api.read(&held.id) => read,
+                };
+                match read {
                     Ok(_) => {}
                     Err(error) if error.status() == Some(404) => {
                         tracing::warn!(provider = %self.name, "Integrate no longer has the subscription; creating it again");
                         self.count_error("the subscription was gone (404); created again".into()).await;
+                        self.set_state("preparing", &[]).await;
                         continue 'subscribe;
                     }
                     Err(error) => self.count_error(format!("reading the subscription back: {error}")).await,
@@ -355,10 +386,14 @@ impl Shared {
     }
 
     async fn subscription_failed(&self, doing: &str, error: &RestError) {
+        let error = self.redacted(error.to_string());
         tracing::warn!(provider = %self.name, %error, "{doing} failed");
         self.count_error(format!("{doing}: {error}")).await;
-        if self.lock().book.health.state != "ready" {
-            self.set_state("down").await;
+        // Down once no granted subscription is still running.
+        let now = self.clock.now();
+        let running = self.lock().subscription.as_ref().and_then(|s| s.expires).is_some_and(|expires| expires > now);
+        if !running {
+            self.set_state("down", &[]).await;
         }
     }
 
@@ -392,11 +427,12 @@ impl Shared {
             Err(reason) => return refuse(reason).await,
         };
         let ids = Ids { provider: &self.name, account: ACCOUNT };
-        let reports: Vec<(LegReport, Timestamp)> = match &message {
+        // Each report with the raw payload it came from: a CDR's own record, not the whole list.
+        let reports: Vec<(LegReport, Timestamp, Option<usize>)> = match &message {
             Message::Subscription { state, msg } => {
                 tracing::info!(provider = %self.name, %state, %msg, "Versature subscription message");
                 match state.as_str() {
-                    "preparing" | "ready" => self.set_state(state).await,
+                    "preparing" | "ready" => self.set_state(state, &[]).await,
                     other => {
                         return refuse(format!("a subscription message in an unknown state {:?}", wire_shown(other)))
                             .await
@@ -405,24 +441,27 @@ impl Shared {
                 Vec::new()
             }
             Message::Call(call) => match call_reports(&ids, call, received) {
-                Ok(reports) => reports,
+                Ok(reports) => reports.into_iter().map(|(report, at)| (report, at, None)).collect(),
                 Err(reason) => return refuse(reason).await,
             },
             Message::Cdrs(cdrs) => {
                 let mut reports = Vec::new();
                 for (index, cdr) in cdrs.iter().enumerate() {
                     match cdr_reports(&ids, cdr) {
-                        Ok(more) => reports.extend(more),
+                        Ok(more) => reports.extend(more.into_iter().map(|(report, at)| (report, at, Some(index)))),
                         Err(reason) => return refuse(format!("CDR {index}: {reason}")).await,
                     }
                 }
                 reports
             }
         };
-        for (report, at) in reports {
+        for (report, at, record) in reports {
             let mut event = Event::new(&self.name, ACCOUNT, at, EventKind::Leg(report));
             event.received_at = received;
-            event.raw = raw.clone();
+            event.raw = match record {
+                Some(index) => raw.get(index).cloned().unwrap_or_default(),
+                None => raw.clone(),
+            };
             match self.hub.submit(event).await {
                 Ok(_) => {}
                 Err(HubError::Stopped) => return Err(HookRefusal::Unavailable),

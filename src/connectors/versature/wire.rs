@@ -237,7 +237,16 @@ pub fn relaxed_json(text: &str) -> String {
                     "False" | "false" => out.push_str("false"),
                     "None" | "null" => out.push_str("null"),
                     _ if after_colon => {
-                        while i < chars.len() && !matches!(chars[i], '\n' | '}' | ']') {
+                        // To the end of the line, or to a comma that a next key follows (the
+                        // comma after a weekday is followed by a digit).
+                        let next_key = |at: usize| {
+                            chars[at] == ','
+                                && chars[at + 1..]
+                                    .iter()
+                                    .find(|c| !c.is_whitespace())
+                                    .is_some_and(|c| matches!(c, '"' | '\''))
+                        };
+                        while i < chars.len() && !matches!(chars[i], '\n' | '}' | ']') && !next_key(i) {
                             i += 1;
                         }
                         let line: String = chars[start..i].iter().collect();
@@ -293,6 +302,9 @@ mod tests {
             relaxed_json("{\n  \"end_time\": Fri, 03 Mar 2017 18:48:26 +0000,\n  \"duration\": 20\n}"),
             "{\n  \"end_time\": \"Fri, 03 Mar 2017 18:48:26 +0000\",\n  \"duration\": 20\n}"
         );
+        let one_line = r#"[{"from": {"user": "100", "call_id": "a"}, "start_time": Fri, 03 Mar 2017 18:47:39 +0000, "end_time": Fri, 03 Mar 2017 18:48:26 +0000, "duration": 20}]"#;
+        let (Message::Cdrs(cdrs), _) = parse(one_line.as_bytes()).unwrap() else { panic!("a CDR list") };
+        assert_eq!((cdrs[0].end_time, cdrs[0].duration), (Some(1_488_566_906_000), Some(20)));
     }
 
     #[test]

@@ -631,7 +631,11 @@ async fn token(State(face): State<VersatureFace>, Form(form): Form<HashMap<Strin
     }
     let access = format!("{:x}{:x}", face.next_id(), rand::random::<u64>());
     let until = face.clock.now() + TOKEN_LIFETIME_S * 1000;
-    face.lock().tokens.insert(access.clone(), until);
+    let now = face.clock.now();
+    let mut state = face.lock();
+    state.tokens.retain(|_, until| *until > now);
+    state.tokens.insert(access.clone(), until);
+    drop(state);
     let expires = jiff::Timestamp::from_millisecond(until).map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.6f").to_string());
     Json(json!({ "access_token": access, "scope": "Office Manager", "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S, "expires": expires.unwrap_or_default() }))
         .into_response()
