@@ -73,6 +73,8 @@ impl Traffic {
                 end_cause: state.is_ended().then_some(EndCause::Normal),
                 raw_cause: None,
                 raw_state: format!("{state:?}"),
+                recording: None,
+                revision: 0,
             })
         };
         let kind = match n % 6 {

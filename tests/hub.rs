@@ -29,6 +29,8 @@ fn leg_event(i: u32, state: LegState, at: i64) -> Event {
             end_cause: state.is_ended().then_some(EndCause::Normal),
             raw_cause: None,
             raw_state: format!("{state:?}"),
+            recording: None,
+            revision: 0,
         }),
         raw: serde_json::json!({ "i": i }),
     }

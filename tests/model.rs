@@ -61,6 +61,8 @@ fn well_formed() -> impl Strategy<Value = Event> {
                     end_cause: ended.then_some(cause),
                     raw_cause: None,
                     raw_state: format!("{state:?}"),
+                    recording: None,
+                    revision: 0,
                 }))
             }),
         1 => (at.clone(), 0u8..4, end_cause()).prop_map(|(at, c, cause)| event(at, EventKind::CallEnded { call: call(c), cause, raw_cause: None })),
@@ -114,6 +116,8 @@ fn garbage() -> impl Strategy<Value = Event> {
                 end_cause: None,
                 raw_cause: None,
                 raw_state: String::new(),
+                recording: None,
+                revision: 0,
             })
         )),
     ]
@@ -203,7 +207,7 @@ proptest! {
             let ringing = LegReport {
                 leg: leg(l), call: call(l / 2), extension: None, state: LegState::Ringing, held_by: None,
                 direction: Direction::Inbound, origin: Origin::Normal, local: Party::default(), remote: Party::default(),
-                queue: None, end_cause: None, raw_cause: None, raw_state: "Ringing".into(),
+                queue: None, end_cause: None, raw_cause: None, raw_state: "Ringing".into(), recording: None, revision: 0,
             };
             state.apply(&event(1, EventKind::Leg(ringing)));
         }
@@ -244,6 +248,8 @@ fn an_answered_queue_call_counts_wait_and_talk() {
                 end_cause: state_.is_ended().then_some(EndCause::Normal),
                 raw_cause: None,
                 raw_state: String::new(),
+                recording: None,
+                revision: 0,
             }),
         )
     };
@@ -268,4 +274,41 @@ fn an_answered_queue_call_counts_wait_and_talk() {
     assert_eq!(calls[0].caller.number.as_deref(), Some("+61400000000"));
     assert_eq!(extensions[0].presence, Presence::Idle);
     assert_eq!(extensions[0].last_answered_at, Some(11_000));
+}
+
+#[test]
+fn a_higher_revision_wins_among_reports_of_one_time_in_either_order_and_keeps_time_in_state() {
+    let report = |revision: u64, recording: RecordingState| {
+        event(
+            5_000,
+            EventKind::Leg(LegReport {
+                leg: leg(1),
+                call: call(1),
+                extension: None,
+                state: LegState::Active,
+                held_by: None,
+                direction: Direction::Inbound,
+                origin: Origin::Normal,
+                local: Party::default(),
+                remote: Party::default(),
+                queue: None,
+                end_cause: None,
+                raw_cause: None,
+                raw_state: "Active".into(),
+                recording: Some(Recording { state: recording, controls: vec![] }),
+                revision,
+            }),
+        )
+    };
+    let (older, newer) = (report(7_000, RecordingState::Off), report(9_000, RecordingState::Started));
+    for events in [[&older, &newer], [&newer, &older]] {
+        let mut state = LiveState::new(QueueSettings::default(), Default::default());
+        for e in events {
+            state.apply(e);
+        }
+        let (_, calls, _) = state.views_all();
+        let leg = &calls[0].legs[0];
+        assert_eq!(leg.recording.as_ref().map(|r| r.state), Some(RecordingState::Started));
+        assert_eq!(leg.state_since, 5_000, "a change of details keeps the time in state");
+    }
 }

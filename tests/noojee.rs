@@ -266,6 +266,7 @@ async fn round_trip_through_the_face_with_every_fault_matches_the_ground_truth()
         reorder: 0.05,
         sequence_reset: 0.02,
         slow: 0.03,
+        rate_limited: 0.005,
         slow_ms: 50,
         timeout_ms: 300,
     };

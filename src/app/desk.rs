@@ -6,7 +6,7 @@ use super::format;
 use super::http::{encode, get_json, send, Body};
 use super::live::LiveStore;
 use super::wallboard::queue_name;
-use crate::model::{Action, Call, CallId, Command, Contact, ExtensionId, LegState};
+use crate::model::{Action, Call, CallId, Command, Contact, ExtensionId, LegState, RecordingState};
 use leptos::prelude::*;
 
 /// Where the browser remembers the agent's extension until sign-in exists.
@@ -166,6 +166,17 @@ fn ScreenPop(
             call.legs.iter().rev().find(|leg| leg.extension == me && !leg.state.is_ended()).map(|leg| leg.state)
         })
     };
+    // Where the provider reports recording, only the controls it allows now are offered.
+    let my_recording = move || {
+        let me = chosen.get();
+        call.with(|call| {
+            call.legs
+                .iter()
+                .rev()
+                .find(|leg| leg.extension == me && !leg.state.is_ended())
+                .and_then(|leg| leg.recording.clone())
+        })
+    };
     let other = move || {
         let me = chosen.get();
         call.with(|call| {
@@ -184,7 +195,13 @@ fn ScreenPop(
                 .unwrap_or_default()
         })
     };
-    let can = move |action: Action| capabilities().contains(&action);
+    let can = move |action: Action| {
+        let recording_control =
+            matches!(action, Action::RecordStart | Action::RecordPause | Action::RecordResume | Action::RecordStop);
+        let allowed_now =
+            !recording_control || my_recording().is_none_or(|recording| recording.controls.contains(&action));
+        allowed_now && capabilities().contains(&action)
+    };
     let number = Memo::new(move |_| other().number);
     let contact = LocalResource::new(move || {
         let number = number.get();
@@ -268,6 +285,11 @@ fn ScreenPop(
                         }}
                     </div>
                     <div data-pop-state="">{move || my_leg_state().map(|state| format!("{state:?}")).unwrap_or_default()}</div>
+                    {move || my_recording().filter(|recording| recording.state != RecordingState::Off).map(|recording| view! {
+                        <div data-pop-recording=format!("{:?}", recording.state).to_lowercase() class="text-rose-300">
+                            {format!("● Recording {:?}", recording.state).to_lowercase()}
+                        </div>
+                    })}
                 </div>
             </div>
             <div class="mt-3 flex flex-wrap gap-2">

@@ -359,6 +359,7 @@ mod tests {
                 end_cause: None,
                 raw_cause: None,
                 raw_state: String::new(),
+                recording: None,
                 state_since: created_at,
             }],
             direction: Direction::Inbound,

@@ -2,8 +2,10 @@
 //! events for the hub, and model commands into provider requests. The command router only
 //! knows this interface.
 
+pub mod netaxis;
 pub mod noojee;
 pub mod rest;
+pub mod time;
 pub mod versature;
 pub mod voipnow;
 
@@ -206,6 +208,11 @@ pub async fn start(
             }
             let (connector, task) = versature::VersatureConnector::start(&provider.name, config, hub, shutdown).await;
             Ok(Started { connector: connector.clone(), hook: Some(connector), finishing: Some(task) })
+        }
+        ProviderKind::Netaxis => {
+            let config = netaxis::NetaxisConfig::from_table(&provider.settings).map_err(invalid)?;
+            let connector = netaxis::NetaxisConnector::start(&provider.name, config, hub, shutdown).await;
+            Ok(Started { connector, hook: None, finishing: None })
         }
         other => Err(invalid(format!("the {other:?} connector is not available yet"))),
     }

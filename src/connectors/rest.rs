@@ -60,7 +60,7 @@ pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Re
         body.extend_from_slice(&chunk);
     }
     if !status.is_success() {
-        let words = serde_json::from_slice::<Value>(&body)
+        let words = lenient_json(&body)
             .ok()
             .and_then(|reply| error_text(&reply))
             .or_else(|| Some(shown(String::from_utf8_lossy(&body).trim())).filter(|words| !words.is_empty()))
@@ -70,28 +70,80 @@ pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Re
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(&body).map_err(|error| RestError::Unreadable(error.to_string()))
+    lenient_json(&body).map_err(RestError::Unreadable)
+}
+
+/// JSON, or else JSON with commas before a closing bracket (as some providers' documented
+/// replies have them, Netaxis's among them).
+pub fn lenient_json(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).or_else(|error| {
+        let text = String::from_utf8_lossy(body);
+        serde_json::from_str(&without_trailing_commas(&text)).map_err(|_| error.to_string())
+    })
+}
+
+/// Drops each comma that only whitespace separates from a `}` or `]`, outside strings.
+pub fn without_trailing_commas(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            out.push(c);
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            ',' if text[at + 1..].trim_start().starts_with(['}', ']']) => continue,
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The message of an error reply, whatever its shape: `{"error": {"code","message"}}`,
-/// `{"error": "..."}`, `{"message": "..."}`, `{"detail": "..."}`.
+/// `{"error": "..."}`, `{"message": "..."}`, `{"detail": "..."}`, `{"details": ...}`, or a list
+/// of errors (bare or as `errors`) with a numeric `code`, a symbolic `name` and a `message`.
 pub fn error_text(reply: &Value) -> Option<String> {
-    let error = reply.get("error").unwrap_or(reply);
-    let message = match error {
-        Value::String(text) => Some(text.clone()),
+    words_of(reply, 0).map(|words| shown(&words))
+}
+
+fn words_of(error: &Value, depth: u8) -> Option<String> {
+    if depth > 3 {
+        return None;
+    }
+    match error {
+        Value::String(text) => Some(text.clone()).filter(|text| !text.trim().is_empty()),
+        Value::Array(errors) => {
+            let all: Vec<String> = errors.iter().take(5).filter_map(|error| words_of(error, depth + 1)).collect();
+            (!all.is_empty()).then(|| all.join("; "))
+        }
         Value::Object(_) => {
+            for nested in ["error", "errors", "details"] {
+                if let Some(words) = error.get(nested).and_then(|inner| words_of(inner, depth + 1)) {
+                    return Some(words);
+                }
+            }
             let code = text(error.get("code"));
-            let message = text(error.get("message"))
-                .or_else(|| text(error.get("error_description")))
-                .or_else(|| text(error.get("detail")));
+            let name = text(error.get("name")).filter(|name| code.is_some() && Some(name) != code.as_ref());
+            let code = code.map(|code| name.map_or(code.clone(), |name| format!("{code} {name}")));
+            let message = ["message", "error_description", "detail", "description", "text"]
+                .into_iter()
+                .find_map(|key| text(error.get(key)));
             match (code, message) {
                 (Some(code), Some(message)) => Some(format!("{message} ({code})")),
                 (code, message) => message.or(code),
             }
         }
         _ => None,
-    };
-    message.map(|m| shown(&m))
+    }
 }
 
 /// A provider's words cut to what a button's message can show.
@@ -124,6 +176,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn trailing_commas_of_documented_replies_are_forgiven() {
+        let seed = br#"{ "calls": [ { "callId": "callhalf-1595867:0", "inConference": false, } ] }"#;
+        assert_eq!(lenient_json(seed).unwrap()["calls"][0]["callId"], "callhalf-1595867:0");
+        assert_eq!(without_trailing_commas(r#"{"a": "x,}", "b": [1, 2 ,] ,}"#), r#"{"a": "x,}", "b": [1, 2 ] }"#);
+        assert!(lenient_json(b"{,").is_err());
+    }
+
+    #[test]
     fn errors_read_in_every_shape() {
         assert_eq!(
             error_text(&json!({"error": {"code": "pcet_type_invalid", "message": "Invalid type"}})).as_deref(),
@@ -132,6 +192,15 @@ mod tests {
         assert_eq!(error_text(&json!({"error": "invalid_grant"})).as_deref(), Some("invalid_grant"));
         assert_eq!(error_text(&json!({"detail": "Not found."})).as_deref(), Some("Not found."));
         assert_eq!(encode("0003*210"), "0003*210", "`*` is allowed in a path segment");
+        assert_eq!(encode("callhalf-1595867:0"), "callhalf-1595867%3A0");
+        let list =
+            json!([{"code": 59, "name": "INVALID_CALL_OPERATION", "message": "The call is in the detached state."}]);
+        assert_eq!(
+            error_text(&list).as_deref(),
+            Some("The call is in the detached state. (59 INVALID_CALL_OPERATION)")
+        );
+        assert_eq!(error_text(&json!({"errors": list})), error_text(&list));
+        assert_eq!(error_text(&json!({"details": "error call not found"})).as_deref(), Some("error call not found"));
         assert_eq!(encode("a b/c?d"), "a%20b%2Fc%3Fd");
     }
 }

@@ -1,5 +1,6 @@
 //! Calls and their legs: what is ringing, talking, held and ended.
 
+use super::command::Action;
 use super::ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +108,28 @@ pub enum Origin {
     Spy,
 }
 
+/// Where a call's recording stands, as providers that control recording report it (Netaxis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    Off,
+    /// Asked for while the call was held; starts when it is resumed.
+    Pending,
+    Started,
+    Paused,
+    /// Started and failed: it cannot be started again.
+    Failed,
+}
+
+/// A leg's recording and the recording commands the provider allows on it right now, so the
+/// desk shows only the buttons that will work.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Recording {
+    pub state: RecordingState,
+    /// Only recording actions (`record_start`, `record_pause`, `record_resume`, `record_stop`).
+    pub controls: Vec<Action>,
+}
+
 /// One end of a call as the provider describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Party {
@@ -145,6 +168,10 @@ pub struct Leg {
     pub raw_cause: Option<String>,
     /// The provider's own name for the current state.
     pub raw_state: String,
+    /// Absent where the provider says nothing of recording; then the connector's capabilities
+    /// alone decide the recording buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Recording>,
     /// Time of the report the current state comes from; the browser's "time in state" timer.
     pub state_since: Timestamp,
 }

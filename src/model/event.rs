@@ -1,6 +1,6 @@
 //! What connectors report: observations of the PBX, each applied by the hub in one place.
 
-use super::call::{Direction, EndCause, HeldBy, LegState, Origin, Party};
+use super::call::{Direction, EndCause, HeldBy, LegState, Origin, Party, Recording};
 use super::extension::AgentStatus;
 use super::ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,8 @@ impl Event {
 }
 
 /// The kinds of observation; each is a full statement, not a diff, so it can be re-applied.
+// Leg reports are most events; boxing them would cost an allocation each for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
@@ -108,6 +110,17 @@ pub struct LegReport {
     /// The provider's own name for the state.
     #[serde(default)]
     pub raw_state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Recording>,
+    /// Orders reports stamped with the same time: a connector that stamps a state with when it
+    /// began (so time in state stays true) gives a later change of its details a higher
+    /// revision. Zero for connectors whose every report has its own time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Names and identities of an extension.

@@ -11,7 +11,7 @@ pub mod phone;
 pub mod queue;
 pub mod state;
 
-pub use call::{Call, Direction, EndCause, HeldBy, Leg, LegState, Origin, Party};
+pub use call::{Call, Direction, EndCause, HeldBy, Leg, LegState, Origin, Party, Recording, RecordingState};
 pub use command::{Action, Command};
 pub use event::{Event, EventKind, ExtensionReport, LegReport, QueueOutcome};
 pub use extension::{AgentStatus, BreakReason, Extension, Presence};

@@ -29,18 +29,20 @@ pub enum Outcome {
 }
 
 /// The order of register writes: an ended report beats any other, then later provider time,
-/// then further progress, then a content hash so ties still resolve the same way everywhere.
+/// then further progress, then the connector's revision, then a content hash so ties still
+/// resolve the same way everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     ended: bool,
     at: Timestamp,
     progress: u8,
+    revision: u64,
     content: u64,
 }
 
 impl Key {
     fn of(at: Timestamp, value: &impl Hash) -> Self {
-        Key { ended: false, at, progress: 0, content: content_hash(value) }
+        Key { ended: false, at, progress: 0, revision: 0, content: content_hash(value) }
     }
 }
 
@@ -125,6 +127,7 @@ impl LegRecord {
             end_cause: self.ended.as_ref().map(|(_, cause, _)| *cause),
             raw_cause: self.ended.as_ref().and_then(|(_, _, raw)| raw.clone()),
             raw_state: report.raw_state.clone(),
+            recording: if state.is_ended() { None } else { report.recording.clone() },
             state_since,
         }
     }
@@ -446,6 +449,7 @@ impl LiveState {
             ended: report.state.is_ended(),
             at,
             progress: report.state.progress(),
+            revision: report.revision,
             content: content_hash(report),
         };
         let call_record = self.calls.entry(report.call.clone()).or_default();

@@ -32,10 +32,12 @@ pub enum Fault {
     SequenceReset,
     /// A request is answered, but late.
     Slow,
+    /// A request is answered 429 with `Retry-After: 1`, as a rate-limited API does.
+    RateLimited,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Drop,
         Fault::ServerError,
         Fault::Timeout,
@@ -43,6 +45,7 @@ impl Fault {
         Fault::Reorder,
         Fault::SequenceReset,
         Fault::Slow,
+        Fault::RateLimited,
     ];
 
     /// The fault's name in settings and reports.
@@ -55,6 +58,7 @@ impl Fault {
             Fault::Reorder => "reorder",
             Fault::SequenceReset => "sequence_reset",
             Fault::Slow => "slow",
+            Fault::RateLimited => "rate_limited",
         }
     }
 }
@@ -70,6 +74,7 @@ pub struct FaultRates {
     pub reorder: f64,
     pub sequence_reset: f64,
     pub slow: f64,
+    pub rate_limited: f64,
     /// How late a slow answer is.
     pub slow_ms: u64,
     /// How long a timed-out request is held before its 504.
@@ -86,6 +91,7 @@ impl Default for FaultRates {
             reorder: 0.0,
             sequence_reset: 0.0,
             slow: 0.0,
+            rate_limited: 0.0,
             slow_ms: 1500,
             timeout_ms: 40_000,
         }
@@ -102,6 +108,7 @@ impl FaultRates {
             Fault::Reorder => self.reorder,
             Fault::SequenceReset => self.sequence_reset,
             Fault::Slow => self.slow,
+            Fault::RateLimited => self.rate_limited,
         }
     }
 
@@ -122,6 +129,7 @@ impl FaultRates {
                 "reorder" => &mut rates.reorder,
                 "sequence_reset" => &mut rates.sequence_reset,
                 "slow" => &mut rates.slow,
+                "rate_limited" => &mut rates.rate_limited,
                 other => {
                     let names: Vec<&str> = Fault::ALL.iter().map(|fault| fault.name()).collect();
                     return Err(format!("no fault is named {other:?} (faults: {})", names.join(", ")));
@@ -236,11 +244,14 @@ impl Faults {
     }
 }
 
-/// Middleware for a face's HTTP routes: answers 503, holds a request into a timeout, or answers
-/// late, as the rates say.
+/// Middleware for a face's HTTP routes: answers 503 or 429, holds a request into a timeout, or
+/// answers late, as the rates say.
 pub async fn http_faults(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
-    match faults.roll(&[Fault::ServerError, Fault::Timeout, Fault::Slow]) {
+    match faults.roll(&[Fault::ServerError, Fault::Timeout, Fault::Slow, Fault::RateLimited]) {
         Some(Fault::ServerError) => (StatusCode::SERVICE_UNAVAILABLE, "simulated fault: server_error").into_response(),
+        Some(Fault::RateLimited) => {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "simulated fault: rate_limited").into_response()
+        }
         Some(Fault::Timeout) => {
             tokio::time::sleep(Duration::from_millis(faults.rates.timeout_ms)).await;
             (StatusCode::GATEWAY_TIMEOUT, "simulated fault: timeout").into_response()

@@ -966,6 +966,8 @@ impl Pbx {
             end_cause: sim_leg.end_cause,
             raw_cause: None,
             raw_state: format!("{:?}", sim_leg.state).to_lowercase(),
+            recording: None,
+            revision: 0,
         };
         self.events.push(Event::new(&self.provider, &self.account, at, EventKind::Leg(report)));
     }

@@ -82,6 +82,8 @@ pub fn event(provider: &str, account: &str, extension: &str, entry: &Entry, at: 
         end_cause: state.is_ended().then(|| end_cause(data.hangup_cause.as_deref(), connected)),
         raw_cause: data.hangup_cause.clone(),
         raw_state: data.status.clone(),
+        recording: None,
+        revision: 0,
     };
     Event::new(provider, account, at, EventKind::Leg(report))
 }

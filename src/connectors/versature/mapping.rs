@@ -64,6 +64,8 @@ impl Ids<'_> {
             end_cause: None,
             raw_cause: None,
             raw_state: endpoint.state.clone().unwrap_or_default(),
+            recording: None,
+            revision: 0,
         })
     }
 }

@@ -164,18 +164,7 @@ fn time(parent: &Value, key: &str) -> Result<Option<Timestamp>, String> {
     }
 }
 
-/// A Versature time as ms since the epoch: `2016-11-24 15:53:12` (UTC, as every Versature time
-/// is), ISO 8601 with or without an offset, or RFC 2822 (`Fri, 03 Mar 2017 18:47:50 +0000`).
-pub fn parse_time(text: &str) -> Option<Timestamp> {
-    let text = text.trim();
-    if let Ok(instant) = text.parse::<jiff::Timestamp>() {
-        return Some(instant.as_millisecond());
-    }
-    if let Ok(civil) = text.parse::<jiff::civil::DateTime>() {
-        return civil.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|zoned| zoned.timestamp().as_millisecond());
-    }
-    jiff::fmt::rfc2822::parse(text).ok().map(|zoned| zoned.timestamp().as_millisecond())
-}
+pub use crate::connectors::time::parse_time;
 
 /// The format Versature gives call times in, for the simulator's face.
 pub fn format_time(at: Timestamp) -> String {

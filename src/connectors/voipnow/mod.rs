@@ -440,6 +440,8 @@ impl Callbacks {
             end_cause: if state.is_ended() { observation.end_cause } else { None },
             raw_cause: if state.is_ended() { observation.call_status.clone() } else { None },
             raw_state: observation.raw_state.clone(),
+            recording: None,
+            revision: 0,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Provider faces: the simulated PBX rendered in each provider's own wire protocol over real
 //! sockets, so connectors are tested against what they will meet.
 
+pub mod netaxis;
 pub mod noojee;
 pub mod versature;
 pub mod voipnow;
