@@ -160,23 +160,17 @@ fn ScreenPop(
 ) -> impl IntoView {
     let store = expect_context::<LiveStore>();
     let clock = expect_context::<Clock>();
-    let my_leg_state = move || {
+    // My live leg in this call: its state picks the buttons, and where the provider reports
+    // recording, only the controls it allows now are offered.
+    let my_leg = move || {
         let me = chosen.get();
         call.with(|call| {
-            call.legs.iter().rev().find(|leg| leg.extension == me && !leg.state.is_ended()).map(|leg| leg.state)
+            let leg = call.legs.iter().rev().find(|leg| leg.extension == me && !leg.state.is_ended());
+            leg.map(|leg| (leg.state, leg.recording.clone()))
         })
     };
-    // Where the provider reports recording, only the controls it allows now are offered.
-    let my_recording = move || {
-        let me = chosen.get();
-        call.with(|call| {
-            call.legs
-                .iter()
-                .rev()
-                .find(|leg| leg.extension == me && !leg.state.is_ended())
-                .and_then(|leg| leg.recording.clone())
-        })
-    };
+    let my_leg_state = move || my_leg().map(|(state, _)| state);
+    let my_recording = move || my_leg().and_then(|(_, recording)| recording);
     let other = move || {
         let me = chosen.get();
         call.with(|call| {

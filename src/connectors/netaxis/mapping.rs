@@ -145,6 +145,8 @@ pub struct Legs {
     /// Legs already stated ended, newest last: a list that still shows one `Released` states
     /// nothing more.
     ended: std::collections::VecDeque<LegId>,
+    /// The same legs, looked up on every polled call.
+    ended_set: HashSet<LegId>,
     last_revision: u64,
 }
 
@@ -214,7 +216,7 @@ impl Legs {
     /// The statements a polled call calls for: none when nothing changed; the answer first
     /// when the poll missed it; then the leg as it is now.
     pub fn observe(&mut self, user: &str, entry: &CallEntry, mut report: LegReport, now: Timestamp) -> Vec<Stamped> {
-        if self.ended.contains(&report.leg) {
+        if self.ended_set.contains(&report.leg) {
             return Vec::new();
         }
         let previous = self.legs.get(&report.leg);
@@ -284,9 +286,13 @@ impl Legs {
     }
 
     fn remember_ended(&mut self, leg: LegId) {
-        self.ended.push_back(leg);
+        if self.ended_set.insert(leg.clone()) {
+            self.ended.push_back(leg);
+        }
         while self.ended.len() > ENDED_KEEP {
-            self.ended.pop_front();
+            if let Some(old) = self.ended.pop_front() {
+                self.ended_set.remove(&old);
+            }
         }
     }
 

@@ -117,6 +117,7 @@ pub struct NetaxisFace {
 enum Refusal {
     Token,
     User,
+    NoCall,
 }
 
 impl IntoResponse for Refusal {
@@ -124,6 +125,7 @@ impl IntoResponse for Refusal {
         match self {
             Refusal::Token => details_error(StatusCode::UNAUTHORIZED, "error invalid or expired token"),
             Refusal::User => details_error(StatusCode::FORBIDDEN, "error invalid calling user"),
+            Refusal::NoCall => details_error(StatusCode::NOT_FOUND, "error call not found"),
         }
     }
 }
@@ -357,6 +359,13 @@ impl NetaxisFace {
         }
     }
 
+    /// Admits a request about one call and finds the user's live half of it.
+    fn admit_call(&self, headers: &HeaderMap, path: &CallPath) -> Result<(String, Half), Refusal> {
+        let user = self.admit(headers, &path.user_path())?;
+        let half = self.half(&user, &path.call).ok_or(Refusal::NoCall)?;
+        Ok((user, half))
+    }
+
     fn command(&self, action: Action, half: Option<&Half>, user: &str, number: Option<String>) -> Command {
         let extension = self.extension_of(user).map(|number| ExtensionId::new(&self.pbx.0, &self.pbx.1, number));
         Command {
@@ -540,12 +549,9 @@ async fn list(
 }
 
 async fn details(State(face): State<NetaxisFace>, Path(path): Path<CallPath>, headers: HeaderMap) -> Response {
-    let user = match face.admit(&headers, &path.user_path()) {
-        Ok(user) => user,
+    let (_, half) = match face.admit_call(&headers, &path) {
+        Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
-    };
-    let Some(half) = face.half(&user, &path.call) else {
-        return details_error(StatusCode::NOT_FOUND, "error call not found");
     };
     let state = face.lock();
     Json(render(&state, &half, true, true)).into_response()
@@ -700,12 +706,9 @@ async fn pbx(face: &NetaxisFace, command: Command) -> Response {
 }
 
 async fn release(State(face): State<NetaxisFace>, Path(path): Path<CallPath>, headers: HeaderMap) -> Response {
-    let user = match face.admit(&headers, &path.user_path()) {
-        Ok(user) => user,
+    let (user, half) = match face.admit_call(&headers, &path) {
+        Ok(found) => found,
         Err(refusal) => return refusal.into_response(),
-    };
-    let Some(half) = face.half(&user, &path.call) else {
-        return details_error(StatusCode::NOT_FOUND, "error call not found");
     };
     match face.run(face.command(Action::Hangup, Some(&half), &user, None)).await {
         Ok(_) => Json(json!({})).into_response(),
