@@ -7,6 +7,7 @@ pub mod noojee;
 pub mod rest;
 pub mod time;
 pub mod versature;
+pub mod voicenter;
 pub mod voipnow;
 
 use crate::model::{Action, Command};
@@ -214,7 +215,11 @@ pub async fn start(
             let connector = netaxis::NetaxisConnector::start(&provider.name, config, hub, shutdown).await;
             Ok(Started { connector, hook: None, finishing: None })
         }
-        other => Err(invalid(format!("the {other:?} connector is not available yet"))),
+        ProviderKind::Voicenter => {
+            let config = voicenter::VoicenterConfig::from_table(&provider.settings).map_err(invalid)?;
+            let connector = voicenter::VoicenterConnector::start(&provider.name, config, hub, shutdown).await;
+            Ok(Started { connector, hook: None, finishing: None })
+        }
     }
 }
 

@@ -33,7 +33,8 @@ pub struct SimArgs {
     /// Serve a provider face instead of feeding an in-process hub, as KIND=ADDRESS (e.g.
     /// noojee=127.0.0.1:8101); the simulation then runs in real time (or --time-scale) for a
     /// Callboard (or anything else) to connect to. Faces: noojee, voipnow (its UnifiedAPI at
-    /// ADDRESS; a Callboard that registers its Call Events there gets the callbacks).
+    /// ADDRESS; a Callboard that registers its Call Events there gets the callbacks), voicenter
+    /// (its login API and one monitor server at ADDRESS).
     #[arg(long = "face", value_name = "KIND=ADDRESS")]
     pub faces: Vec<String>,
     /// The API key the faces expect.
@@ -233,7 +234,26 @@ async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> R
                 println!("         extensions = [{}]", extended.join(", "));
                 face.router()
             }
-            other => return Err(format!("no face for {other:?} yet (faces: noojee, voipnow)")),
+            "voicenter" => {
+                use super::faces::voicenter::{VoicenterFace, VoicenterSetup};
+                let setup = VoicenterSetup {
+                    ping_interval: std::time::Duration::from_secs(60),
+                    ping_timeout: std::time::Duration::from_secs(180),
+                    token_lifetime: std::time::Duration::from_secs(3600),
+                    account_username: "callboard-sim".into(),
+                    account_password: args.api_key.clone(),
+                    account_token: args.api_key.clone(),
+                    user_pin: args.api_key.clone(),
+                };
+                let face = VoicenterFace::new(setup, ("sim", "callcenter"), 1, faults.clone());
+                face.set_urls(vec![format!("http://{address}")]);
+                let absorbing = face.clone();
+                absorbers.push(Box::new(move |batch| absorbing.absorb(batch)));
+                println!("serving: Voicenter login API at http://{address}/monitorAPI and its monitor server (Engine.IO 3 and 4) at http://{address}/socket.io/");
+                println!("         login_url = \"http://{address}/monitorAPI\", token {:?}", args.api_key);
+                face.login_router().merge(face.monitor_router(0))
+            }
+            other => return Err(format!("no face for {other:?} yet (faces: noojee, voipnow, voicenter)")),
         };
         let stop = shutdown.clone();
         tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });

@@ -4,6 +4,7 @@
 pub mod netaxis;
 pub mod noojee;
 pub mod versature;
+pub mod voicenter;
 pub mod voipnow;
 
 use crate::model::Presence;
