@@ -119,6 +119,30 @@ pub struct LegReport {
     pub revision: u64,
 }
 
+impl LegReport {
+    /// The report that restates a leg as the live state holds it: a connector restarted with
+    /// the journal's state diffs what it hears next against this.
+    pub fn restating(leg: &super::call::Leg, origin: Origin, queue: Option<QueueId>) -> Self {
+        LegReport {
+            leg: leg.id.clone(),
+            call: leg.call.clone(),
+            extension: leg.extension.clone(),
+            state: leg.state,
+            held_by: leg.held_by,
+            direction: leg.direction,
+            origin,
+            local: leg.local.clone(),
+            remote: leg.remote.clone(),
+            queue,
+            end_cause: None,
+            raw_cause: None,
+            raw_state: leg.raw_state.clone(),
+            recording: leg.recording.clone(),
+            revision: 0,
+        }
+    }
+}
+
 fn is_zero(value: &u64) -> bool {
     *value == 0
 }

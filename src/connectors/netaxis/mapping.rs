@@ -180,23 +180,7 @@ impl Legs {
     /// Remembers a live leg the hub already holds (after a restart), so the first poll states
     /// only what changed, stamped after what the journal says.
     pub fn seed(&mut self, user: &str, leg: &Leg) {
-        let report = LegReport {
-            leg: leg.id.clone(),
-            call: leg.call.clone(),
-            extension: leg.extension.clone(),
-            state: leg.state,
-            held_by: leg.held_by,
-            direction: leg.direction,
-            origin: Origin::Normal,
-            local: leg.local.clone(),
-            remote: leg.remote.clone(),
-            queue: None,
-            end_cause: None,
-            raw_cause: None,
-            raw_state: leg.raw_state.clone(),
-            recording: leg.recording.clone(),
-            revision: 0,
-        };
+        let report = LegReport::restating(leg, Origin::Normal, None);
         let memory = Memory {
             user: user.to_owned(),
             report,

@@ -152,23 +152,7 @@ impl Tracker {
             Some((extension, nth)) => (extension, nth.parse::<u32>().map_or(0, |nth| nth.saturating_sub(1))),
             None => (extension, 0),
         };
-        let report = LegReport {
-            leg: leg.id.clone(),
-            call: leg.call.clone(),
-            extension: leg.extension.clone(),
-            state: leg.state,
-            held_by: leg.held_by,
-            direction: leg.direction,
-            origin,
-            local: leg.local.clone(),
-            remote: leg.remote.clone(),
-            queue,
-            end_cause: None,
-            raw_cause: None,
-            raw_state: leg.raw_state.clone(),
-            recording: None,
-            revision: 0,
-        };
+        let report = LegReport::restating(leg, origin, queue);
         let memo =
             Memo { generation, state: leg.state, at: leg.state_since, answered: leg.answered_at.is_some(), report };
         self.legs.insert((ivrid.to_owned(), extension.to_owned()), memo);

@@ -246,6 +246,7 @@ impl VoicenterConnector {
             counters: counters.clone(),
             session: None,
             published: None,
+            heard: false,
             stale: false,
             server: 0,
         };
@@ -307,6 +308,8 @@ struct Runner {
     health: HealthBook,
     counters: Arc<Counters>,
     session: Option<Session>,
+    /// Whether the link being served has said anything yet.
+    heard: bool,
     /// What browsers were last told, so counts that changed since are published within a second.
     published: Option<ConnectorHealth>,
     /// The session's token may no longer be good: refresh (or log in) before the next link.
@@ -348,12 +351,18 @@ impl Runner {
                 Ok(link) => {
                     self.counters.links_opened.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(provider = %self.name, %server, "joined a Voicenter monitor server");
-                    failed_in_a_row = 0;
-                    backoff = BACKOFF_FIRST_MS;
+                    self.heard = false;
                     match self.serve(link, session, &shutdown).await {
                         Leave::Shutdown => return,
                         Leave::Relogin => self.stale = true,
                         Leave::Next => self.server += 1,
+                    }
+                    if self.heard {
+                        failed_in_a_row = 0;
+                        backoff = BACKOFF_FIRST_MS;
+                    } else {
+                        // A link that said nothing counts as a failed one.
+                        failed_in_a_row += 1;
                     }
                 }
                 Err(error) => {
@@ -361,14 +370,14 @@ impl Runner {
                     self.fault("degraded", format!("{server}: {error}")).await;
                     self.server += 1;
                     failed_in_a_row += 1;
-                    // Every server failed: perhaps the token is the trouble; wait, then renew it.
-                    if failed_in_a_row >= servers {
-                        failed_in_a_row = 0;
-                        self.stale = true;
-                        if !self.pause(&shutdown, &mut backoff).await {
-                            return;
-                        }
-                    }
+                }
+            }
+            // Every server failed in a row: perhaps the token is the trouble; wait, then renew it.
+            if failed_in_a_row >= servers {
+                failed_in_a_row = 0;
+                self.stale = true;
+                if !self.pause(&shutdown, &mut backoff).await {
+                    return;
                 }
             }
         }
@@ -478,6 +487,7 @@ impl Runner {
                     Heard::Event { name, payload } => {
                         last_heard = self.clock.now();
                         heard_anything = true;
+                        self.heard = true;
                         if skip.front().is_some_and(|(first, first_payload)| *first == name && *first_payload == payload) {
                             skip.pop_front();
                             continue;
@@ -627,7 +637,8 @@ impl Runner {
 
     /// Takes in one event; says when the link is to be left.
     async fn take(&mut self, link: &Link, name: &str, payload: Value) -> Option<Leave> {
-        let now = self.clock.now().min(crate::hub::now_ms().max(self.clock.now()));
+        // The connector's clock: the wall clock in service, the simulation's in accelerated tests.
+        let now = self.clock.now();
         let message = match wire::parse(name, &payload) {
             Ok(message) => message,
             Err(error) => {
