@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 /// With the statement heard and nothing after it for this long, nothing is in flight.
 pub const QUIET: Duration = Duration::from_secs(2);
+/// A handover not done in this long is ended: the new link is given up without a statement,
+/// else it takes over as it stands.
+pub const STATEMENT_WITHIN: Duration = Duration::from_secs(30);
 /// Events held waiting for alignment; beyond this the new statement is taken instead.
 const PENDING_BOUND: usize = 4096;
 
@@ -43,6 +46,7 @@ pub struct Handover {
     in_step: bool,
     /// When the statement's extensions arrived, or the last event after it.
     last: Option<Instant>,
+    started: Instant,
     overflowed: bool,
 }
 
@@ -63,6 +67,7 @@ impl Handover {
             old_since: VecDeque::new(),
             in_step: false,
             last: None,
+            started: Instant::now(),
             overflowed: false,
         }
     }
@@ -121,6 +126,17 @@ impl Handover {
     /// and nothing came after it for a while.
     pub fn quiet(&self) -> bool {
         self.pending.is_empty() && self.old_since.is_empty() && self.last.is_some_and(|last| last.elapsed() >= QUIET)
+    }
+
+    /// True when the handover has run too long: without a statement the new link is let go;
+    /// with one it takes over as it stands.
+    pub fn stalled(&self) -> bool {
+        self.started.elapsed() >= STATEMENT_WITHIN
+    }
+
+    /// Whether the new link gave its statement.
+    pub fn stated(&self) -> bool {
+        self.last.is_some()
     }
 
     /// Whether alignment is out of reach (too much held): take the statement instead.

@@ -44,6 +44,7 @@ enum Say {
 pub struct Link {
     heard: mpsc::Receiver<Heard>,
     say: Say,
+    closed: bool,
 }
 
 impl Link {
@@ -55,11 +56,11 @@ impl Link {
             Protocol::Eio3 => {
                 let (say_tx, say_rx) = mpsc::channel(SAY_BOUND);
                 super::eio3::connect(server, token, heard_tx, say_rx).await?;
-                Ok(Link { heard, say: Say::Eio3(say_tx) })
+                Ok(Link { heard, say: Say::Eio3(say_tx), closed: false })
             }
             Protocol::Eio4 => {
                 let client = open_eio4(server, token, heard_tx).await?;
-                Ok(Link { heard, say: Say::Eio4(client) })
+                Ok(Link { heard, say: Say::Eio4(client), closed: false })
             }
         }
     }
@@ -69,7 +70,7 @@ impl Link {
     pub fn detached() -> Link {
         let (_, heard) = mpsc::channel(1);
         let (say, _) = mpsc::channel(1);
-        Link { heard, say: Say::Eio3(say) }
+        Link { heard, say: Say::Eio3(say), closed: false }
     }
 
     /// The next thing heard; `Closed` once the link is over (and ever after).
@@ -92,11 +93,25 @@ impl Link {
     }
 
     /// Leaves the server politely.
-    pub async fn close(self) {
-        match self.say {
-            Say::Eio3(say) => drop(say),
-            Say::Eio4(client) => {
-                let _ = client.disconnect().await;
+    pub async fn close(mut self) {
+        if let Say::Eio4(client) = &self.say {
+            let _ = client.disconnect().await;
+        }
+        // The Engine.IO 3 task leaves when its sender is dropped, with the link.
+        self.closed = true;
+    }
+}
+
+impl Drop for Link {
+    /// A link let go without `close` still leaves: rust_socketio's task holds its own client,
+    /// which would otherwise stay connected.
+    fn drop(&mut self) {
+        if let (Say::Eio4(client), false) = (&self.say, self.closed) {
+            let client = client.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = client.disconnect().await;
+                });
             }
         }
     }

@@ -194,9 +194,13 @@ impl Tracker {
             Message::Queue(event) => self.queue_event(event, now, &mut events),
             _ => {}
         }
-        for event in &mut events {
-            if event.raw.is_null() {
-                event.raw = raw.clone();
+        // A full statement's payload is not copied into each of its events (that would grow as
+        // the square of the account): their legs keep their own call objects.
+        if !matches!(message, Message::AllExtensions { .. } | Message::LoginStatus { .. }) {
+            for event in &mut events {
+                if event.raw.is_null() {
+                    event.raw = raw.clone();
+                }
             }
         }
         events

@@ -308,7 +308,8 @@ struct Runner {
     health: HealthBook,
     counters: Arc<Counters>,
     session: Option<Session>,
-    /// Whether the link being served has said anything yet.
+    /// Whether the link being served has given a full statement: only then does it count as a
+    /// working link (a refusal or an instant drop does not reset the backoff).
     heard: bool,
     /// What browsers were last told, so counts that changed since are published within a second.
     published: Option<ConnectorHealth>,
@@ -466,6 +467,7 @@ impl Runner {
         // After a handover: what the new link will still say that the old one already gave.
         let mut skip: std::collections::VecDeque<(String, Value)> = std::collections::VecDeque::new();
         let mut handover_tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        handover_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut health_tick = tokio::time::interval(std::time::Duration::from_secs(1));
         health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -487,7 +489,6 @@ impl Runner {
                     Heard::Event { name, payload } => {
                         last_heard = self.clock.now();
                         heard_anything = true;
-                        self.heard = true;
                         if skip.front().is_some_and(|(first, first_payload)| *first == name && *first_payload == payload) {
                             skip.pop_front();
                             continue;
@@ -545,6 +546,21 @@ impl Runner {
                     }
                 }
                 _ = handover_tick.tick(), if handover.is_some() => {
+                    if handover.as_ref().is_some_and(|taking| taking.stalled()) {
+                        if let Some(taking) = handover.take() {
+                            if taking.stated() {
+                                // Never aligned (nothing in common heard): take over as it stands.
+                                if let Some(leave) = self.finish(&mut link, taking.settled(), &mut skip).await {
+                                    return leave;
+                                }
+                                last_heard = self.clock.now();
+                            } else {
+                                self.error("the new link gave no statement: kept the old one".into()).await;
+                                taking.fresh.close().await;
+                            }
+                        }
+                        continue;
+                    }
                     let ready = handover.as_ref().is_some_and(|taking| taking.quiet() || taking.overflowed());
                     if ready {
                         if let Some(taking) = handover.take() {
@@ -670,6 +686,7 @@ impl Runner {
                 self.health.health.last_error = None;
                 self.publish().await;
             }
+            wire::Message::LoginStatus { .. } | wire::Message::AllExtensions { .. } => self.heard = true,
             _ => {}
         }
         let events = self.tracker.take(&message, &payload, now);
