@@ -35,11 +35,18 @@ pub struct BenchArgs {
     /// Queues in the simulated call center.
     #[arg(long, default_value_t = 50)]
     pub queues: u32,
+    /// Internal: connect `--clients` websocket clients to this URL, say `ready` on stdout once
+    /// each has its first frame, and hold them until stdin closes. The memory figure runs its
+    /// clients this way, in a child process, so only the server's memory is counted.
+    #[arg(long, hide = true)]
+    pub hold_clients: Option<String>,
 }
 
 type BenchError = Box<dyn std::error::Error + Send + Sync>;
 
 const PROVIDER: &str = "bench";
+/// A morning's traffic: 2,000 calls through the queues and a few hundred still in progress.
+const MORNING_EVENTS: usize = 6 * 2000 + 3 * 300;
 
 /// A busy call center's event stream: call `n` rings, is answered and ends at an extension,
 /// through a queue, with agent status changes mixed in.
@@ -136,6 +143,20 @@ fn rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// Bytes the allocator has handed out and not had back (glibc's heap and its mmapped blocks).
+/// Unlike resident memory, this does not hide new allocations in pages an earlier phase freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap_bytes() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's counters; it has no preconditions.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as u64
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_bytes() -> u64 {
+    rss_bytes()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -145,6 +166,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Runs every measurement and prints one line per figure.
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+    if let Some(url) = &args.hold_clients {
+        return hold_clients(url, args.clients).await;
+    }
     println!("callboard bench: {} extensions, {} queues, {} clients", args.extensions, args.queues, args.clients);
     apply_rate(&args);
     snapshot_time(&args);
@@ -190,8 +214,7 @@ fn apply_rate(args: &BenchArgs) {
 fn snapshot_time(args: &BenchArgs) {
     let now = now_ms();
     let (mut state, mut traffic) = set_up(args, now);
-    // A few hundred calls in progress and a morning's history in the queues.
-    for _ in 0..(6 * 2000 + 3 * 300) {
+    for _ in 0..MORNING_EVENTS {
         state.apply(&traffic.event(now));
     }
     let mut times = Vec::new();
@@ -336,6 +359,10 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
     for event in traffic.setup(now) {
         hub.feed(event).await?;
     }
+    // The same morning as the snapshot figure: clients connect to a busy call center.
+    for _ in 0..MORNING_EVENTS {
+        hub.feed(traffic.event(now)).await?;
+    }
     let state = AppState {
         leptos_options: leptos::config::LeptosOptions::builder().output_name("callboard").build(),
         hub: hub.clone(),
@@ -350,19 +377,13 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
     let server_stop = shutdown.clone();
     tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(server_stop.cancelled_owned()).await });
 
-    // Connect everyone (idle) and measure what the connections cost.
-    let rss_before = rss_bytes();
+    server_memory(&url, args.clients).await?;
+
     let probe: Probe = Arc::default();
     let Clients { frames, snapshots, stop } = connect_clients(&url, args.clients, Some(&probe)).await?;
     while snapshots.load(Ordering::Relaxed) < args.clients as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let per_client = rss_bytes().saturating_sub(rss_before) / args.clients as u64;
-    println!(
-        "memory per connected client: {:.1} KB (server and client side together, idle after the snapshot)",
-        per_client as f64 / 1024.0
-    );
 
     // Steady rate: when was each event sent, which delta carried it, when did it arrive.
     let sends: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
@@ -443,6 +464,61 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(FanOut { frame_bytes, frames_per_second: rate })
+}
+
+/// What each idle connection costs the server: clients in a child process connect and take
+/// their snapshot, and this process's resident memory is read before and after.
+async fn server_memory(url: &str, clients: usize) -> Result<(), BenchError> {
+    use std::io::BufRead;
+    let (heap_before, rss_before) = (heap_bytes(), rss_bytes());
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "--clients", &clients.to_string(), "--hold-clients", url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("the client process has no stdout")?;
+    // The child's line arrives while this runtime keeps serving its connections.
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    });
+    let ready = tokio::time::timeout(Duration::from_secs(120), ready).await;
+    let ready = match ready {
+        Ok(Ok(Ok(line))) => line,
+        _ => {
+            let _ = child.kill();
+            return Err("the client process did not get ready".into());
+        }
+    };
+    if ready.trim() != "ready" {
+        let _ = child.kill();
+        return Err(format!("the client process said {ready:?} instead of ready").into());
+    }
+    // Let the sessions settle after their snapshots.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (heap_after, rss_after) = (heap_bytes(), rss_bytes());
+    drop(child.stdin.take());
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    let per_client = |before: u64, after: u64| after.saturating_sub(before) as f64 / clients as f64 / 1024.0;
+    println!(
+        "memory per connected client: {:.1} KB of heap, {:.1} KB resident, on the server (idle after the snapshot; clients in another process)",
+        per_client(heap_before, heap_after),
+        per_client(rss_before, rss_after)
+    );
+    Ok(())
+}
+
+/// The child side of `server_memory`: connects, says `ready` once every client has its first
+/// frame, and holds the connections (reading whatever comes) until stdin closes.
+async fn hold_clients(url: &str, count: usize) -> Result<(), BenchError> {
+    let clients = connect_clients(url, count, None).await?;
+    while clients.snapshots.load(Ordering::Relaxed) < count as u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("ready");
+    let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
+    clients.stop.cancel();
+    Ok(())
 }
 
 /// The same fan-out with nothing but a tokio broadcast and tokio-tungstenite: the ceiling.

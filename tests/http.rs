@@ -102,6 +102,47 @@ async fn websocket_sends_snapshot_first_and_closes_on_shutdown() {
     tokio::time::timeout(std::time::Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
 }
 
+#[tokio::test]
+async fn websocket_frames_larger_than_a_fragment_arrive_whole() {
+    use callboard::model::{Event, EventKind, ExtensionId, ExtensionReport, QueueId};
+    use callboard::server::ws::FRAGMENT_BYTES;
+    let state = state().await;
+    let hub = state.hub.clone();
+    let extension = |i: usize| ExtensionId::new("p", "a", &format!("{i}"));
+    for i in 0..600 {
+        // Multi-byte names, so fragments must be cut between characters.
+        let name = Some(format!("Agent {i} — Zoë ✓"));
+        let report = ExtensionReport { extension: extension(i), name, sip_user: None, online_user: None };
+        hub.submit(Event::new("p", "a", 1_000 + i as i64, EventKind::Extension(report))).await.unwrap();
+    }
+    let (_, expected) = hub.snapshot().await.unwrap();
+    assert!(expected.len() > 3 * FRAGMENT_BYTES, "snapshot of {} bytes", expected.len());
+
+    let shutdown = state.shutdown.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(state);
+    tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await });
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    let first = socket.next().await.unwrap().unwrap();
+    assert_eq!(first.to_text().unwrap(), expected.as_str());
+
+    // One event naming 2,000 new members: a delta of many fragments, whole and in order.
+    let members: Vec<ExtensionId> = (600..2_600).map(extension).collect();
+    let queue = EventKind::Queue { queue: QueueId::new("p", "a", "big"), name: "Big".into(), members };
+    hub.submit(Event::new("p", "a", 5_000, queue)).await.unwrap();
+    let delta = socket.next().await.unwrap().unwrap();
+    let delta: serde_json::Value = serde_json::from_str(delta.to_text().unwrap()).unwrap();
+    assert_eq!(delta["type"], "delta");
+    assert_eq!(delta["seq"], 601);
+    let changes = delta["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2_001, "2,000 extensions and the queue");
+
+    // A plain request to the endpoint is not an upgrade.
+    let (status, _) = get("/ws").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
 async fn post_json(uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
     let request =
         Request::post(uri).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_owned())).unwrap();

@@ -139,6 +139,13 @@ fn check_figures(state: &LiveState) -> Result<(), TestCaseError> {
             prop_assert!((0.0..=100.0).contains(&sl), "service level {}", sl);
         }
         prop_assert_eq!(queue.waiting.len() as u32, f.waiting);
+        // The figures kept entry by entry equal the figures counted afresh from the entries.
+        let (entries, settings) = state.queue_entries(&queue.id).expect("a listed queue has entries");
+        let counted = QueueFigures::compute(&entries, &settings, state.day_start(), f.agents);
+        prop_assert_eq!(f, &counted, "queue {}", queue.id);
+        let mut waiting: Vec<_> = entries.into_iter().filter(|entry| entry.is_waiting()).collect();
+        waiting.sort_by_key(|entry| (entry.joined_at, entry.call.clone()));
+        prop_assert_eq!(&queue.waiting, &waiting);
     }
     Ok(())
 }
@@ -192,6 +199,24 @@ proptest! {
                     prop_assert!(call.ended_at.is_some(), "all legs ended but call {} is not", call.id);
                 }
             }
+            check_figures(&state)?;
+        }
+    }
+
+    #[test]
+    fn a_new_day_recounts_from_the_entries_it_keeps(
+        before in proptest::collection::vec(well_formed(), 1..40),
+        after in proptest::collection::vec(well_formed(), 0..20),
+        cut in 0i64..200_000,
+    ) {
+        let mut state = LiveState::default();
+        for e in &before {
+            state.apply(e);
+        }
+        state.start_day(cut);
+        check_figures(&state)?;
+        for e in &after {
+            state.apply(e);
             check_figures(&state)?;
         }
     }

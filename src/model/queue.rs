@@ -145,52 +145,101 @@ impl QueueFigures {
         day_start: Timestamp,
         agents: AgentCounts,
     ) -> Self {
-        let mut figures = QueueFigures { agents, ..Self::default() };
-        let service_level_ms = i64::from(settings.service_level_s) * 1000;
-        let short_abandon_ms = i64::from(settings.short_abandon_s) * 1000;
-        let (mut wait_sum, mut talk_sum, mut talk_count) = (0i64, 0i64, 0i64);
+        let mut tally = Tally::default();
+        let mut longest_waiting_since: Option<Timestamp> = None;
         for entry in entries.into_iter().filter(|entry| entry.counted_at() >= day_start) {
-            figures.offered += 1;
-            let wait = entry.wait_ms().unwrap_or(0);
-            match entry.outcome {
-                None => {
-                    figures.waiting += 1;
-                    if let Some(joined) = entry.joined_at {
-                        figures.longest_waiting_since =
-                            Some(figures.longest_waiting_since.map_or(joined, |since| since.min(joined)));
-                    }
-                }
-                Some(QueueOutcome::Answered) => {
-                    figures.answered += 1;
-                    wait_sum += wait;
-                    if wait <= service_level_ms {
-                        figures.answered_within_sl += 1;
-                    }
-                    if let Some(talk) = entry.talk_ms {
-                        talk_sum += talk;
-                        talk_count += 1;
-                    }
-                }
-                Some(QueueOutcome::Abandoned) => {
-                    figures.abandoned += 1;
-                    if wait < short_abandon_ms {
-                        figures.abandoned_short += 1;
-                    }
-                }
-                Some(QueueOutcome::Other) => figures.other += 1,
+            tally.add(&Contribution::of(entry), settings);
+            if let (true, Some(joined)) = (entry.is_waiting(), entry.joined_at) {
+                longest_waiting_since = Some(longest_waiting_since.map_or(joined, |since| since.min(joined)));
             }
         }
-        let denominator = figures.answered + figures.abandoned - figures.abandoned_short;
-        if denominator > 0 {
-            figures.service_level_pct = Some(100.0 * f64::from(figures.answered_within_sl) / f64::from(denominator));
+        tally.figures(longest_waiting_since, agents)
+    }
+}
+
+/// What one queue entry adds to its queue's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contribution {
+    pub outcome: Option<QueueOutcome>,
+    pub wait_ms: i64,
+    pub talk_ms: Option<i64>,
+}
+
+impl Contribution {
+    pub fn of(entry: &QueueEntry) -> Self {
+        Self { outcome: entry.outcome, wait_ms: entry.wait_ms().unwrap_or(0), talk_ms: entry.talk_ms }
+    }
+}
+
+/// The running sums behind `QueueFigures`. The hub keeps one per queue and adds or removes an
+/// entry's contribution as that entry changes, so an event costs the same however long the day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    offered: i64,
+    waiting: i64,
+    answered: i64,
+    answered_within_sl: i64,
+    abandoned: i64,
+    abandoned_short: i64,
+    other: i64,
+    wait_sum_ms: i64,
+    talk_sum_ms: i64,
+    talk_count: i64,
+}
+
+impl Tally {
+    pub fn add(&mut self, contribution: &Contribution, settings: &QueueSettings) {
+        self.count(contribution, settings, 1);
+    }
+
+    pub fn remove(&mut self, contribution: &Contribution, settings: &QueueSettings) {
+        self.count(contribution, settings, -1);
+    }
+
+    fn count(&mut self, contribution: &Contribution, settings: &QueueSettings, sign: i64) {
+        let service_level_ms = i64::from(settings.service_level_s) * 1000;
+        let short_abandon_ms = i64::from(settings.short_abandon_s) * 1000;
+        let wait = contribution.wait_ms;
+        self.offered += sign;
+        match contribution.outcome {
+            None => self.waiting += sign,
+            Some(QueueOutcome::Answered) => {
+                self.answered += sign;
+                self.wait_sum_ms += sign * wait;
+                self.answered_within_sl += sign * i64::from(wait <= service_level_ms);
+                if let Some(talk) = contribution.talk_ms {
+                    self.talk_sum_ms += sign * talk;
+                    self.talk_count += sign;
+                }
+            }
+            Some(QueueOutcome::Abandoned) => {
+                self.abandoned += sign;
+                self.abandoned_short += sign * i64::from(wait < short_abandon_ms);
+            }
+            Some(QueueOutcome::Other) => self.other += sign,
         }
-        if figures.answered > 0 {
-            figures.avg_wait_ms = Some(wait_sum / i64::from(figures.answered));
+    }
+
+    /// The figures, with the formulas documented on `QueueFigures`: service level
+    /// 100 × answered_within_sl / (answered + abandoned − abandoned_short), average wait over
+    /// answered calls, average talk over answered calls that have ended.
+    pub fn figures(&self, longest_waiting_since: Option<Timestamp>, agents: AgentCounts) -> QueueFigures {
+        let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        let denominator = self.answered + self.abandoned - self.abandoned_short;
+        QueueFigures {
+            waiting: count(self.waiting),
+            longest_waiting_since,
+            offered: count(self.offered),
+            answered: count(self.answered),
+            answered_within_sl: count(self.answered_within_sl),
+            abandoned: count(self.abandoned),
+            abandoned_short: count(self.abandoned_short),
+            other: count(self.other),
+            service_level_pct: (denominator > 0).then(|| 100.0 * self.answered_within_sl as f64 / denominator as f64),
+            avg_wait_ms: (self.answered > 0).then(|| self.wait_sum_ms / self.answered),
+            avg_talk_ms: (self.talk_count > 0).then(|| self.talk_sum_ms / self.talk_count),
+            agents,
         }
-        if talk_count > 0 {
-            figures.avg_talk_ms = Some(talk_sum / talk_count);
-        }
-        figures
     }
 }
 

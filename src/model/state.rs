@@ -10,7 +10,7 @@ use super::event::{Event, EventKind, ExtensionReport, LegReport, QueueOutcome};
 use super::extension::{AgentStatus, Extension, Presence};
 use super::frame::Change;
 use super::ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
-use super::queue::{AgentCounts, Queue, QueueEntry, QueueFigures, QueueSettings};
+use super::queue::{AgentCounts, Contribution, Queue, QueueEntry, QueueSettings, Tally};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 
@@ -177,6 +177,22 @@ struct EntryRecord {
     caller: Lww<Party>,
     joined_at: Option<Timestamp>,
     left: Option<(Timestamp, QueueOutcome)>,
+    /// What this entry adds to its queue's tally now, and the join time it is listed under
+    /// while waiting: none when it is not counted today.
+    counted: Option<(Contribution, Option<Timestamp>)>,
+}
+
+impl EntryRecord {
+    fn view(&self, call: &CallId, talk_ms: Option<i64>) -> QueueEntry {
+        QueueEntry {
+            call: call.clone(),
+            caller: self.caller.value.clone(),
+            joined_at: self.joined_at,
+            left_at: self.left.map(|(at, _)| at),
+            outcome: self.left.map(|(_, outcome)| outcome),
+            talk_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +202,10 @@ struct QueueRecord {
     members: Lww<Vec<ExtensionId>>,
     entries: BTreeMap<CallId, EntryRecord>,
     settings: QueueSettings,
+    /// Today's figures so far, kept entry by entry rather than recounted on every event.
+    tally: Tally,
+    /// Callers counted today and still waiting, longest-waiting first.
+    waiting: BTreeSet<(Option<Timestamp>, CallId)>,
 }
 
 /// Everything the hub knows now. Only the hub writes it; the browser gets views of it.
@@ -261,6 +281,11 @@ impl LiveState {
         touched.calls.extend(after_touched.calls);
         touched.extensions.extend(after_touched.extensions);
         touched.queues.extend(after_touched.queues);
+        for queue in &touched.queues {
+            for call in &touched.calls {
+                self.recount_entry(queue, call);
+            }
+        }
         let changes = self.changes(&touched);
         if changes.is_empty() {
             Outcome::Unchanged
@@ -530,7 +555,50 @@ impl LiveState {
             members: Lww::default(),
             entries: BTreeMap::new(),
             settings,
+            tally: Tally::default(),
+            waiting: BTreeSet::new(),
         })
+    }
+
+    /// Brings a queue's tally and waiting list up to date with one of its entries, after an
+    /// event touched that entry or its call (talk time comes from the call's legs).
+    fn recount_entry(&mut self, queue: &QueueId, call: &CallId) {
+        let talk_ms = self.call_view_times(call);
+        let day_start = self.day_start;
+        let Some(record) = self.queues.get_mut(queue) else { return };
+        let Some(entry) = record.entries.get_mut(call) else { return };
+        let view = entry.view(call, talk_ms);
+        let counted = (view.counted_at() >= day_start).then(|| (Contribution::of(&view), view.joined_at));
+        if entry.counted == counted {
+            return;
+        }
+        if let Some((old, joined_at)) = entry.counted.take() {
+            record.tally.remove(&old, &record.settings);
+            record.waiting.remove(&(joined_at, call.clone()));
+        }
+        if let Some((new, joined_at)) = &counted {
+            record.tally.add(new, &record.settings);
+            if new.outcome.is_none() {
+                record.waiting.insert((*joined_at, call.clone()));
+            }
+        }
+        entry.counted = counted;
+    }
+
+    /// Recounts every queue from its entries, when the day they are counted in changes.
+    fn recount_all(&mut self) {
+        let mut entries = Vec::new();
+        for (queue, record) in &mut self.queues {
+            record.tally = Tally::default();
+            record.waiting.clear();
+            for (call, entry) in &mut record.entries {
+                entry.counted = None;
+                entries.push((queue.clone(), call.clone()));
+            }
+        }
+        for (queue, call) in entries {
+            self.recount_entry(&queue, &call);
+        }
     }
 
     fn call_view(&self, id: &CallId) -> Option<Call> {
@@ -619,20 +687,10 @@ impl LiveState {
 
     fn queue_view(&self, id: &QueueId) -> Option<Queue> {
         let record = self.queues.get(id)?;
-        let entries: Vec<QueueEntry> = record
-            .entries
+        let waiting: Vec<QueueEntry> = record
+            .waiting
             .iter()
-            .map(|(call, entry)| {
-                let talk_ms = self.call_view_times(call);
-                QueueEntry {
-                    call: call.clone(),
-                    caller: entry.caller.value.clone(),
-                    joined_at: entry.joined_at,
-                    left_at: entry.left.map(|(at, _)| at),
-                    outcome: entry.left.map(|(_, outcome)| outcome),
-                    talk_ms,
-                }
-            })
+            .filter_map(|(_, call)| record.entries.get(call).map(|entry| entry.view(call, self.call_view_times(call))))
             .collect();
         let mut agents = AgentCounts::default();
         for member in &record.members.value {
@@ -644,16 +702,13 @@ impl LiveState {
                 (AgentStatus::Available | AgentStatus::Unknown, Presence::Idle) => agents.available += 1,
             }
         }
-        let figures = QueueFigures::compute(&entries, &record.settings, self.day_start, agents);
-        let mut waiting: Vec<QueueEntry> =
-            entries.into_iter().filter(|entry| entry.is_waiting() && entry.counted_at() >= self.day_start).collect();
-        waiting.sort_by_key(|entry| (entry.joined_at, entry.call.clone()));
+        let longest_waiting_since = record.waiting.iter().find_map(|(joined_at, _)| *joined_at);
         Some(Queue {
             id: id.clone(),
             name: record.name.value.clone().unwrap_or_else(|| id.native().to_owned()),
             members: record.members.value.clone(),
             waiting,
-            figures,
+            figures: record.tally.figures(longest_waiting_since, agents),
             settings: record.settings.clone(),
         })
     }
@@ -664,14 +719,7 @@ impl LiveState {
         let entries = record
             .entries
             .iter()
-            .map(|(call, entry)| QueueEntry {
-                call: call.clone(),
-                caller: entry.caller.value.clone(),
-                joined_at: entry.joined_at,
-                left_at: entry.left.map(|(at, _)| at),
-                outcome: entry.left.map(|(_, outcome)| outcome),
-                talk_ms: self.call_view_times(call),
-            })
+            .map(|(call, entry)| entry.view(call, self.call_view_times(call)))
             .filter(|entry| entry.counted_at() >= self.day_start)
             .collect();
         Some((entries, record.settings.clone()))
@@ -742,6 +790,7 @@ impl LiveState {
         for queue in self.queues.values_mut() {
             queue.entries.retain(|_, entry| entry.left.is_none_or(|(at, _)| at >= day_start));
         }
+        self.recount_all();
         let queues: Vec<QueueId> = self.queues.keys().cloned().collect();
         for id in &queues {
             let view = self.queue_view(id);

@@ -8,7 +8,7 @@ mod secrets;
 
 use crate::model::{Call, Event, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -39,6 +39,9 @@ pub struct CallQuery {
     pub limit: Option<u32>,
 }
 
+/// Rows per multi-row statement, well under SQLite's limit of 32,766 bound values.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// The most history rows one request returns.
 pub const MAX_CALLS_PER_QUERY: u32 = 500;
 
@@ -62,35 +65,39 @@ impl Store {
     }
 
     /// Journals a batch of applied events and the new views of the calls they changed, in one
-    /// transaction: either all of it is durable or none.
+    /// transaction: either all of it is durable or none. Rows go in a few multi-row statements,
+    /// because each statement is a round trip to SQLite's thread that the hub would wait out.
     pub async fn append(&self, entries: &[JournalEntry], calls: &[Call]) -> Result<(), StoreError> {
         let mut transaction = self.pool.begin().await?;
-        for entry in entries {
-            let event = serde_json::to_string(&entry.event).unwrap_or_default();
-            sqlx::query("INSERT INTO journal (seq, at, received_at, provider, event) VALUES (?, ?, ?, ?, ?)")
-                .bind(entry.seq as i64)
-                .bind(entry.event.at)
-                .bind(entry.event.received_at)
-                .bind(&entry.event.provider)
-                .bind(event)
-                .execute(&mut *transaction)
-                .await?;
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO journal (seq, at, received_at, provider, event) ");
+            insert.push_values(chunk, |mut row, entry| {
+                row.push_bind(entry.seq as i64)
+                    .push_bind(entry.event.at)
+                    .push_bind(entry.event.received_at)
+                    .push_bind(entry.event.provider.as_str())
+                    .push_bind(serde_json::to_string(&entry.event).unwrap_or_default());
+            });
+            insert.build().execute(&mut *transaction).await?;
         }
-        for call in calls {
-            let json = serde_json::to_string(call).unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO calls (id, provider, started_at, ended_at, caller_number, call) VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at, ended_at = excluded.ended_at,
+        for chunk in calls.chunks(ROWS_PER_STATEMENT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO calls (id, provider, started_at, ended_at, caller_number, call) ",
+            );
+            upsert.push_values(chunk, |mut row, call| {
+                row.push_bind(call.id.as_str())
+                    .push_bind(call.id.provider())
+                    .push_bind(call.started_at)
+                    .push_bind(call.ended_at)
+                    .push_bind(call.caller.number.as_deref())
+                    .push_bind(serde_json::to_string(call).unwrap_or_default());
+            });
+            upsert.push(
+                " ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at, ended_at = excluded.ended_at,
                  caller_number = excluded.caller_number, call = excluded.call",
-            )
-            .bind(call.id.as_str())
-            .bind(call.id.provider())
-            .bind(call.started_at)
-            .bind(call.ended_at)
-            .bind(call.caller.number.as_deref())
-            .bind(json)
-            .execute(&mut *transaction)
-            .await?;
+            );
+            upsert.build().execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
         Ok(())
