@@ -563,6 +563,10 @@ impl LiveState {
     /// Brings a queue's tally and waiting list up to date with one of its entries, after an
     /// event touched that entry or its call (talk time comes from the call's legs).
     fn recount_entry(&mut self, queue: &QueueId, call: &CallId) {
+        // Most (queue, call) pairs an event touches have no entry: skip them before the legs.
+        if !self.queues.get(queue).is_some_and(|record| record.entries.contains_key(call)) {
+            return;
+        }
         let talk_ms = self.call_view_times(call);
         let day_start = self.day_start;
         let Some(record) = self.queues.get_mut(queue) else { return };
