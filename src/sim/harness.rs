@@ -281,6 +281,11 @@ impl DirectRun {
         }
     }
 
+    /// The ground truth's state, for figures a picture does not carry.
+    pub fn truth(&self) -> &LiveState {
+        &self.truth
+    }
+
     pub fn truth_picture(&self) -> Picture {
         Picture::of_state(&self.truth)
     }
