@@ -1,9 +1,10 @@
 //! `callboard bench`: measures the hub and the websocket fan-out and prints the figures.
 //!
-//! Everything runs in this process over loopback: a real server (router, hub, SQLite journal)
-//! and real websocket clients. Clients and server share the machine's cores, as they would not
-//! in production, so the figures are a floor. A bare tokio-tungstenite broadcast server runs in
-//! the same process under the same load, as the ceiling the hub's fan-out is compared with.
+//! A real server (router, hub, SQLite journal) runs in this process over loopback; its
+//! websocket clients run in a child process (`--hold-clients`), as browsers would be apart from
+//! it. Both still share the machine's cores, as they would not in production, so the figures
+//! are a floor. A bare tokio-tungstenite broadcast server runs in this process under the same
+//! clients, as the ceiling the hub's fan-out is compared with.
 
 use crate::hub::{now_ms, Accepted, Hub, HubSettings};
 use crate::model::*;
@@ -36,8 +37,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50)]
     pub queues: u32,
     /// Internal: connect `--clients` websocket clients to this URL, say `ready` on stdout once
-    /// each has its first frame, and hold them until stdin closes. The memory figure runs its
-    /// clients this way, in a child process, so only the server's memory is counted.
+    /// each has its first frame, then answer `count` and `probes` on stdin until it closes
+    /// (see `ClientProcess`). Clients run this way, in a child process, so the server's memory
+    /// and the server's runtime are its own.
     #[arg(long, hide = true)]
     pub hold_clients: Option<String>,
 }
@@ -155,6 +157,25 @@ fn heap_bytes() -> u64 {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn heap_bytes() -> u64 {
     rss_bytes()
+}
+
+/// CPU time this process has used (all its threads, user and system), for the server's cost
+/// per delivered frame.
+#[cfg(unix)]
+fn cpu_time() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes into `usage`, which outlives the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+#[cfg(not(unix))]
+fn cpu_time() -> Duration {
+    Duration::ZERO
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -275,8 +296,23 @@ fn frame_seq(text: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Where probe clients note when each delta (by `seq`) arrived.
-type Probe = Arc<std::sync::Mutex<Vec<(u64, Instant)>>>;
+/// Nanoseconds on the machine's monotonic clock, which this process and the client process
+/// read alike, so a send noted here and an arrival noted there can be subtracted.
+#[cfg(unix)]
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the time into `now`, which outlives the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+#[cfg(not(unix))]
+fn monotonic_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_nanos() as u64)
+}
+
+/// Where probe clients note when each delta (by `seq`) arrived, in `monotonic_ns`.
+type Probe = Arc<std::sync::Mutex<Vec<(u64, u64)>>>;
 
 /// Receives frames on one client; probes also note when each delta arrived.
 async fn client(
@@ -287,7 +323,12 @@ async fn client(
     stop: CancellationToken,
     connected: Arc<tokio::sync::Semaphore>,
 ) {
-    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(&url).await else { return };
+    // tungstenite zeroes its whole read buffer before every read: 128 KiB by default, which
+    // made the clients' memset a tenth of the machine's time. A browser has no such cost.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 * 1024);
+    let Ok((mut socket, _)) = tokio_tungstenite::connect_async_with_config(&url, Some(config), false).await else {
+        return;
+    };
     connected.add_permits(1);
     loop {
         tokio::select! {
@@ -300,7 +341,7 @@ async fn client(
                     }
                     if let (Some(probe), Some(seq)) = (&probe, frame_seq(&text)) {
                         if let Ok(mut seen) = probe.lock() {
-                            seen.push((seq, Instant::now()));
+                            seen.push((seq, monotonic_ns()));
                         }
                     }
                 }
@@ -344,13 +385,161 @@ async fn connect_clients(url: &str, count: usize, probe: Option<&Probe>) -> Resu
     Ok(clients)
 }
 
+/// The child side of `ClientProcess`: connects, says `ready` once every client has its first
+/// frame, then answers each line on stdin (`count`: frames and snapshots received so far;
+/// `probes`: the probes' arrivals since the last `probes`, then `end`) until stdin closes.
+async fn hold_clients(url: &str, count: usize) -> Result<(), BenchError> {
+    use std::io::{BufRead, Write};
+    let probe: Probe = Arc::default();
+    let clients = connect_clients(url, count, Some(&probe)).await?;
+    while clients.snapshots.load(Ordering::Relaxed) < count as u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let say = |text: &str| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    };
+    say("ready\n");
+    let (commands, mut received) = tokio::sync::mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if commands.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(command) = received.recv().await {
+        match command.trim() {
+            "count" => say(&format!(
+                "{} {}\n",
+                clients.frames.load(Ordering::Relaxed),
+                clients.snapshots.load(Ordering::Relaxed)
+            )),
+            "probes" => {
+                let seen = probe.lock().map(|mut seen| std::mem::take(&mut *seen)).unwrap_or_default();
+                let mut text = String::with_capacity(seen.len() * 24 + 4);
+                for (seq, at) in seen {
+                    text.push_str(&format!("{seq} {at}\n"));
+                }
+                text.push_str("end\n");
+                say(&text);
+            }
+            _ => say("?\n"),
+        }
+    }
+    clients.stop.cancel();
+    Ok(())
+}
+
+/// Websocket clients in a child process (this binary with `--hold-clients`): the server's
+/// runtime schedules only the server, and the server's memory is its own.
+struct ClientProcess {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: tokio::sync::mpsc::Receiver<String>,
+}
+
+impl ClientProcess {
+    /// Starts `clients` clients on `url` and waits until each has its first frame.
+    async fn start(url: &str, clients: usize) -> Result<Self, BenchError> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(["bench", "--clients", &clients.to_string(), "--hold-clients", url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err("the client process has no stdin or stdout".into());
+        };
+        let (sender, lines) = tokio::sync::mpsc::channel(1024);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut process = Self { child, stdin, lines };
+        match process.line(Duration::from_secs(120)).await {
+            Ok(line) if line == "ready" => Ok(process),
+            Ok(line) => Err(format!("the client process said {line:?} instead of ready").into()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The next line the clients say, within `wait`.
+    async fn line(&mut self, wait: Duration) -> Result<String, BenchError> {
+        match tokio::time::timeout(wait, self.lines.recv()).await {
+            Ok(Some(line)) => Ok(line),
+            Ok(None) => Err("the client process ended".into()),
+            Err(_) => Err("the client process did not answer".into()),
+        }
+    }
+
+    fn ask(&mut self, command: &str) -> Result<(), BenchError> {
+        use std::io::Write;
+        self.stdin.write_all(format!("{command}\n").as_bytes())?;
+        Ok(self.stdin.flush()?)
+    }
+
+    /// Delta frames and snapshots the clients have received so far.
+    async fn count(&mut self) -> Result<(u64, u64), BenchError> {
+        self.ask("count")?;
+        let line = self.line(Duration::from_secs(10)).await?;
+        let mut numbers = line.split_whitespace().map(str::parse::<u64>);
+        match (numbers.next(), numbers.next()) {
+            (Some(Ok(frames)), Some(Ok(snapshots))) => Ok((frames, snapshots)),
+            _ => Err(format!("the client process said {line:?} instead of a count").into()),
+        }
+    }
+
+    /// The probes' arrivals since the last call: `(seq, monotonic_ns)`.
+    async fn probes(&mut self) -> Result<Vec<(u64, u64)>, BenchError> {
+        self.ask("probes")?;
+        let mut seen = Vec::new();
+        loop {
+            let line = self.line(Duration::from_secs(10)).await?;
+            if line == "end" {
+                return Ok(seen);
+            }
+            let mut numbers = line.split_whitespace().map(str::parse::<u64>);
+            if let (Some(Ok(seq)), Some(Ok(at))) = (numbers.next(), numbers.next()) {
+                seen.push((seq, at));
+            }
+        }
+    }
+
+    /// Closes the clients and waits for the process to end.
+    async fn finish(self) {
+        let Self { mut child, stdin, .. } = self;
+        drop(stdin);
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    }
+}
+
+/// The server's share of a run: the cores it kept busy, its CPU time per delivered frame, and
+/// the frames per second one core of its own would deliver at that cost. The clients share the
+/// machine here; in production they are browsers elsewhere, and this is what the server needs.
+fn cpu_per_frame(cpu: Duration, elapsed: Duration, frames: u64) -> String {
+    let per_frame = cpu.as_secs_f64() / frames.max(1) as f64;
+    format!(
+        "{:.2} cores busy, {:.1} µs per delivered frame ({:.0} frames/s per core of its own)",
+        cpu.as_secs_f64() / elapsed.as_secs_f64(),
+        per_frame * 1e6,
+        if per_frame > 0.0 { 1.0 / per_frame } else { 0.0 }
+    )
+}
+
 /// What the hub's fan-out achieved, to set beside the ceiling.
 struct FanOut {
     frame_bytes: usize,
     frames_per_second: f64,
 }
 
-/// Latency at a steady rate, saturation throughput and memory per client, through the real
+/// Memory per client, latency at a steady rate and saturation throughput, through the real
 /// router and websocket endpoint.
 async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, BenchError> {
     let (hub, store, shutdown) = start_hub(dir, "fanout.db").await?;
@@ -377,22 +566,26 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
     let server_stop = shutdown.clone();
     tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(server_stop.cancelled_owned()).await });
 
-    server_memory(&url, args.clients).await?;
-
-    let probe: Probe = Arc::default();
-    let Clients { frames, snapshots, stop } = connect_clients(&url, args.clients, Some(&probe)).await?;
-    while snapshots.load(Ordering::Relaxed) < args.clients as u64 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Memory: what the idle connections cost once each has had its snapshot.
+    let (heap_before, rss_before) = (heap_bytes(), rss_bytes());
+    let mut clients = ClientProcess::start(&url, args.clients).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (heap_after, rss_after) = (heap_bytes(), rss_bytes());
+    let per_client = |before: u64, after: u64| after.saturating_sub(before) as f64 / args.clients as f64 / 1024.0;
+    println!(
+        "memory per connected client: {:.1} KB of heap, {:.1} KB resident, on the server (idle after the snapshot; clients in another process)",
+        per_client(heap_before, heap_after),
+        per_client(rss_before, rss_after)
+    );
 
     // Steady rate: when was each event sent, which delta carried it, when did it arrive.
-    let sends: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    let sends: Arc<Mutex<Vec<(u64, u64, u64)>>> = Arc::new(Mutex::new(Vec::new()));
     let total = args.rate * args.seconds;
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let frames_before = frames.load(Ordering::Relaxed);
-    let snapshots_before = snapshots.load(Ordering::Relaxed);
-    let started = Instant::now();
+    clients.probes().await?;
+    let (frames_before, snapshots_before) = clients.count().await?;
+    let (started, cpu_before) = (Instant::now(), cpu_time());
     let mut acks = Vec::with_capacity(total as usize);
     for _ in 0..total {
         ticker.tick().await;
@@ -400,9 +593,9 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
         let hub = hub.clone();
         let sends = sends.clone();
         acks.push(tokio::spawn(async move {
-            let sent = Instant::now();
+            let sent = monotonic_ns();
             if let Ok(Accepted::Applied(seq)) = hub.submit(event).await {
-                sends.lock().await.push((seq, sent));
+                sends.lock().await.push((seq, sent, monotonic_ns()));
             }
         }));
     }
@@ -410,34 +603,59 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
         let _ = ack.await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let elapsed = started.elapsed();
-    let delivered = frames.load(Ordering::Relaxed) - frames_before;
+    let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
+    let (frames_after, snapshots_after) = clients.count().await?;
+    let sends = std::mem::take(&mut *sends.lock().await);
     let mut first_sent = std::collections::HashMap::new();
-    for (seq, sent) in sends.lock().await.iter() {
-        first_sent.entry(*seq).and_modify(|t: &mut Instant| *t = (*t).min(*sent)).or_insert(*sent);
+    for &(seq, sent, _) in &sends {
+        first_sent.entry(seq).and_modify(|t: &mut u64| *t = (*t).min(sent)).or_insert(sent);
     }
-    let seen = probe.lock().map(|seen| seen.clone()).unwrap_or_default();
-    let mut latencies: Vec<Duration> = seen
+    let probes = clients.probes().await?;
+    let mut latencies: Vec<Duration> = probes
         .iter()
-        .filter_map(|(seq, received)| first_sent.get(seq).map(|sent| received.saturating_duration_since(*sent)))
+        .filter_map(|(seq, received)| {
+            first_sent.get(seq).map(|sent| Duration::from_nanos(received.saturating_sub(*sent)))
+        })
         .collect();
     latencies.sort();
     println!(
-        "event to websocket frame at {} events/s, {} clients: p50 {:.1} ms, p99 {:.1} ms ({} samples, {} deltas/s per client, {} snapshots for slow clients)",
+        "event to websocket frame at {} events/s, {} clients: p50 {:.1} ms, p99 {:.1} ms ({} samples, {:.0} deltas/s per client, {} snapshots for slow clients)",
         args.rate,
         args.clients,
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.len(),
-        delivered as f64 / elapsed.as_secs_f64() / args.clients as f64,
-        snapshots.load(Ordering::Relaxed) - snapshots_before
+        (frames_after - frames_before) as f64 / elapsed.as_secs_f64() / args.clients as f64,
+        snapshots_after - snapshots_before
     );
+    // Where that time goes: in the hub (taken, applied, journaled, published), and in the
+    // fan-out (a delta's first probe to its last).
+    let mut in_hub: Vec<Duration> =
+        sends.iter().map(|&(_, sent, acked)| Duration::from_nanos(acked.saturating_sub(sent))).collect();
+    in_hub.sort();
+    let mut arrivals: std::collections::HashMap<u64, (u64, u64)> = std::collections::HashMap::new();
+    for &(seq, at) in probes.iter().filter(|(seq, _)| first_sent.contains_key(seq)) {
+        arrivals
+            .entry(seq)
+            .and_modify(|(first, last)| (*first, *last) = ((*first).min(at), (*last).max(at)))
+            .or_insert((at, at));
+    }
+    let mut spreads: Vec<Duration> =
+        arrivals.values().map(|(first, last)| Duration::from_nanos(last - first)).collect();
+    spreads.sort();
+    println!(
+        "  of which event to published (hub): p50 {:.1} ms, p99 {:.1} ms; first to last probe of a delta (fan-out): p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&in_hub, 0.5).as_secs_f64() * 1e3,
+        percentile(&in_hub, 0.99).as_secs_f64() * 1e3,
+        percentile(&spreads, 0.5).as_secs_f64() * 1e3,
+        percentile(&spreads, 0.99).as_secs_f64() * 1e3,
+    );
+    println!("  server CPU: {}", cpu_per_frame(cpu, elapsed, frames_after - frames_before));
 
     // Saturation: events as fast as the hub takes them; count frames delivered.
-    let frames_before = frames.load(Ordering::Relaxed);
-    let snapshots_before = snapshots.load(Ordering::Relaxed);
+    let (frames_before, snapshots_before) = clients.count().await?;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_time());
     let mut sizes = (0usize, 0usize);
     let mut sizes_rx = hub.subscribe(None).await?.frames;
     while Instant::now() < deadline {
@@ -449,76 +667,22 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
         }
         tokio::task::yield_now().await;
     }
-    let elapsed = started.elapsed();
-    let delivered = frames.load(Ordering::Relaxed) - frames_before;
+    let (frames_after, snapshots_after) = clients.count().await?;
+    let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
     let frame_bytes = sizes.0.checked_div(sizes.1).unwrap_or(1024);
-    let rate = delivered as f64 / elapsed.as_secs_f64();
+    let rate = (frames_after - frames_before) as f64 / elapsed.as_secs_f64();
     println!(
         "hub fan-out at saturation: {:.0} delta frames/s delivered to {} clients ({} B average frame, {} snapshots for slow clients)",
         rate,
         args.clients,
         frame_bytes,
-        snapshots.load(Ordering::Relaxed) - snapshots_before
+        snapshots_after - snapshots_before
     );
-    stop.cancel();
+    println!("  server CPU: {}", cpu_per_frame(cpu, elapsed, frames_after - frames_before));
+    clients.finish().await;
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(FanOut { frame_bytes, frames_per_second: rate })
-}
-
-/// What each idle connection costs the server: clients in a child process connect and take
-/// their snapshot, and this process's resident memory is read before and after.
-async fn server_memory(url: &str, clients: usize) -> Result<(), BenchError> {
-    use std::io::BufRead;
-    let (heap_before, rss_before) = (heap_bytes(), rss_bytes());
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .args(["bench", "--clients", &clients.to_string(), "--hold-clients", url])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("the client process has no stdout")?;
-    // The child's line arrives while this runtime keeps serving its connections.
-    let ready = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    });
-    let ready = tokio::time::timeout(Duration::from_secs(120), ready).await;
-    let ready = match ready {
-        Ok(Ok(Ok(line))) => line,
-        _ => {
-            let _ = child.kill();
-            return Err("the client process did not get ready".into());
-        }
-    };
-    if ready.trim() != "ready" {
-        let _ = child.kill();
-        return Err(format!("the client process said {ready:?} instead of ready").into());
-    }
-    // Let the sessions settle after their snapshots.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (heap_after, rss_after) = (heap_bytes(), rss_bytes());
-    drop(child.stdin.take());
-    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-    let per_client = |before: u64, after: u64| after.saturating_sub(before) as f64 / clients as f64 / 1024.0;
-    println!(
-        "memory per connected client: {:.1} KB of heap, {:.1} KB resident, on the server (idle after the snapshot; clients in another process)",
-        per_client(heap_before, heap_after),
-        per_client(rss_before, rss_after)
-    );
-    Ok(())
-}
-
-/// The child side of `server_memory`: connects, says `ready` once every client has its first
-/// frame, and holds the connections (reading whatever comes) until stdin closes.
-async fn hold_clients(url: &str, count: usize) -> Result<(), BenchError> {
-    let clients = connect_clients(url, count, None).await?;
-    while clients.snapshots.load(Ordering::Relaxed) < count as u64 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    println!("ready");
-    let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
-    clients.stop.cancel();
-    Ok(())
 }
 
 /// The same fan-out with nothing but a tokio broadcast and tokio-tungstenite: the ceiling.
@@ -555,27 +719,29 @@ async fn ceiling(args: &BenchArgs, hub: FanOut) -> Result<(), BenchError> {
             });
         }
     });
-    let clients = connect_clients(&url, args.clients, None).await?;
-    let frames = clients.frames.clone();
+    let mut clients = ClientProcess::start(&url, args.clients).await?;
     let payload: axum::extract::ws::Utf8Bytes =
         format!("{{\"type\":\"delta\",\"seq\":1,\"changes\":\"{}\"}}", "x".repeat(frame_bytes.saturating_sub(40)))
             .into();
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let before = frames.load(Ordering::Relaxed);
-    let started = Instant::now();
+    let (before, _) = clients.count().await?;
+    let (started, cpu_before) = (Instant::now(), cpu_time());
     // Publish at the pace the slowest reader allows, as the hub's delta stream would.
     while Instant::now() < deadline {
         let _ = sender.send(payload.clone());
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let rate = (frames.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
-    clients.stop.cancel();
+    let (after, _) = clients.count().await?;
+    let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
+    let rate = (after - before) as f64 / elapsed.as_secs_f64();
+    clients.finish().await;
     println!(
         "bare tokio-tungstenite broadcast ceiling: {:.0} frames/s ({} B frames); hub reaches {:.0}% of it",
         rate,
         frame_bytes,
         if rate > 0.0 { 100.0 * hub.frames_per_second / rate } else { 0.0 }
     );
+    println!("  server CPU: {}", cpu_per_frame(cpu, elapsed, after - before));
     stop.cancel();
     Ok(())
 }

@@ -103,6 +103,30 @@ async fn websocket_sends_snapshot_first_and_closes_on_shutdown() {
 }
 
 #[tokio::test]
+async fn websocket_session_ends_when_the_browser_closes_or_goes() {
+    use callboard::server::ws::session;
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message;
+    let state = state().await;
+    for goes in [false, true] {
+        let (sink, mut sent) = futures::channel::mpsc::unbounded::<Message>();
+        let (browser, stream) = futures::channel::mpsc::unbounded::<Result<Message, ()>>();
+        let running = tokio::spawn(session(sink, stream, state.hub.clone(), None, state.shutdown.clone()));
+        assert!(matches!(sent.next().await, Some(Message::Frame(_))), "the snapshot goes out first");
+        // Anything but a close is read and dropped; the session goes on.
+        browser.unbounded_send(Ok(Message::text("hello"))).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!running.is_finished());
+        if goes {
+            drop(browser);
+        } else {
+            browser.unbounded_send(Ok(Message::Close(None))).unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), running).await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
 async fn websocket_frames_larger_than_a_fragment_arrive_whole() {
     use callboard::model::{Event, EventKind, ExtensionId, ExtensionReport, QueueId};
     use callboard::server::ws::FRAGMENT_BYTES;

@@ -90,11 +90,19 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
 }
 
 /// One client's session; generic over the socket halves so tests can drive it with channels.
-pub async fn session<W, R, E>(mut sink: W, mut stream: R, hub: Hub, resume: Option<Resume>, shutdown: CancellationToken)
+///
+/// Sending is this task's only work. The browser never sends us anything but a close, so a
+/// second task waits on the read side (and on shutdown): each delta then costs one wake-up and
+/// one write per client, without also polling a read side that has nothing to say.
+pub async fn session<W, R, E>(mut sink: W, stream: R, hub: Hub, resume: Option<Resume>, shutdown: CancellationToken)
 where
     W: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, E>> + Unpin,
+    R: Stream<Item = Result<Message, E>> + Unpin + Send + 'static,
+    E: Send + 'static,
 {
+    let (ended, mut end) = tokio::sync::oneshot::channel();
+    let watcher = tokio::spawn(watch_incoming(stream, shutdown, ended));
+    let _watcher = AbortOnDrop(watcher);
     let Ok(subscription) = hub.subscribe(resume).await else { return };
     let Some(mut live) = start(&mut sink, subscription).await else { return };
     loop {
@@ -118,12 +126,45 @@ where
                 // The hub stopped: the server is shutting down.
                 Err(RecvError::Closed) => return going_away(&mut sink).await,
             },
+            why = &mut end => match why {
+                Ok(Ended::ShuttingDown) => return going_away(&mut sink).await,
+                Ok(Ended::Closed) | Err(_) => return,
+            },
+        }
+    }
+}
+
+/// Why a session's read side ended.
+enum Ended {
+    /// The browser closed the socket or the connection broke.
+    Closed,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// Reads (and drops) whatever the browser sends until it closes, or until shutdown.
+async fn watch_incoming<R, E>(mut stream: R, shutdown: CancellationToken, ended: tokio::sync::oneshot::Sender<Ended>)
+where
+    R: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let why = loop {
+        tokio::select! {
             incoming = stream.next() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Ended::Closed,
                 Some(Ok(_)) => {}
             },
-            () = shutdown.cancelled() => return going_away(&mut sink).await,
+            () = shutdown.cancelled() => break Ended::ShuttingDown,
         }
+    };
+    let _ = ended.send(why);
+}
+
+/// Stops a task when its owner is done with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
