@@ -101,8 +101,9 @@ where
     E: Send + 'static,
 {
     let (ended, mut end) = tokio::sync::oneshot::channel();
-    let watcher = tokio::spawn(watch_incoming(stream, shutdown, ended));
-    let _watcher = AbortOnDrop(watcher);
+    // A set, so the watcher is aborted when this session ends, however it ends.
+    let mut watcher = tokio::task::JoinSet::new();
+    watcher.spawn(watch_incoming(stream, shutdown, ended));
     let Ok(subscription) = hub.subscribe(resume).await else { return };
     let Some(mut live) = start(&mut sink, subscription).await else { return };
     loop {
@@ -157,15 +158,6 @@ where
         }
     };
     let _ = ended.send(why);
-}
-
-/// Stops a task when its owner is done with it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Sends one text message, in fragments of at most `FRAGMENT_BYTES` cut at character

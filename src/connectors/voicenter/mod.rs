@@ -523,7 +523,12 @@ impl Runner {
                         return if heard_anything { Leave::Next } else { Leave::Relogin };
                     }
                 },
-                heard = async { handover.as_mut().map(|taking| &mut taking.fresh).expect("guarded").next().await }, if handover.is_some() => {
+                heard = async {
+                    match handover.as_mut() {
+                        Some(taking) => taking.fresh.next().await,
+                        None => std::future::pending().await,
+                    }
+                }, if handover.is_some() => {
                     match heard {
                         Heard::Event { name, payload } => {
                             if let Some(taking) = handover.as_mut() {
