@@ -200,32 +200,32 @@ async fn run<S>(
                     Some(Ok(Frame::Close(_))) => break "the server closed the websocket".to_owned(),
                     Some(Ok(_)) => continue,
                 };
-                match decode(text.as_str()) {
-                    Ok(Packet::Pong) => awaiting_pong = None,
+                let heard_now = match decode(text.as_str()) {
+                    Ok(Packet::Pong) => {
+                        awaiting_pong = None;
+                        None
+                    }
                     Ok(Packet::Ping) => {
                         // A server that pings (Engine.IO 4 habits) gets its pong.
                         if sink.send(Frame::text("3")).await.is_err() {
                             break "the websocket failed while answering a ping".to_owned();
                         }
+                        None
                     }
                     Ok(Packet::Close) => break "the server closed the engine.io session".to_owned(),
                     Ok(Packet::Disconnected) => break "the server dropped the socket".to_owned(),
                     Ok(Packet::Refused(words)) => break format!("the server refused the socket: {words}"),
-                    Ok(Packet::Connected) => {
-                        if heard.send(Heard::Joined).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Packet::Event(name, payload)) => {
-                        if heard.send(Heard::Event { name, payload }).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Packet::Open(_) | Packet::Other) => {}
-                    Err(problem) => {
-                        if heard.send(Heard::Unreadable(problem)).await.is_err() {
-                            return;
-                        }
+                    Ok(Packet::Connected) => Some(Heard::Joined),
+                    Ok(Packet::Event(name, payload)) => Some(Heard::Event { name, payload }),
+                    Ok(Packet::Open(_) | Packet::Other) => None,
+                    Err(problem) => Some(Heard::Unreadable(problem)),
+                };
+                if let Some(what) = heard_now {
+                    match deliver(&heard, what, &mut say, &mut sink).await {
+                        Ok(()) => {}
+                        Err(Undelivered::ConnectorGone) => return,
+                        Err(Undelivered::ConnectorLeft) => return leave(&mut sink).await,
+                        Err(Undelivered::SendFailed) => break "the websocket failed while sending".to_owned(),
                     }
                 }
             }
@@ -242,11 +242,7 @@ async fn run<S>(
             }
             said = say.recv() => {
                 let Some(array) = said else {
-                    // The connector let go of the link: leave politely.
-                    let _ = sink.send(Frame::text("41")).await;
-                    let _ = sink.send(Frame::text("1")).await;
-                    let _ = sink.close().await;
-                    return;
+                    return leave(&mut sink).await;
                 };
                 if sink.send(Frame::text(format!("42{array}"))).await.is_err() {
                     break "the websocket failed while sending".to_owned();
@@ -255,6 +251,51 @@ async fn run<S>(
         }
     };
     let _ = heard.send(Heard::Closed(why)).await;
+}
+
+/// Why a packet did not reach the connector.
+#[derive(Debug, PartialEq)]
+enum Undelivered {
+    /// The connector stopped listening.
+    ConnectorGone,
+    /// The connector let go of the link (its half of `say` is gone) while the packet waited.
+    ConnectorLeft,
+    /// Saying what the connector said failed: the websocket is broken.
+    SendFailed,
+}
+
+/// Hands one packet to the connector. While the connector has no room for it, what the
+/// connector says still goes out: the connector may itself be waiting for room to say
+/// something (it answers each `*Updated` with a resync), and if each side waited for the other
+/// both would stop for good.
+async fn deliver<W>(
+    heard: &mpsc::Sender<Heard>,
+    what: Heard,
+    say: &mut mpsc::Receiver<String>,
+    sink: &mut W,
+) -> Result<(), Undelivered>
+where
+    W: futures::Sink<Frame> + Unpin,
+{
+    loop {
+        tokio::select! {
+            permit = heard.reserve() => {
+                permit.map_err(|_| Undelivered::ConnectorGone)?.send(what);
+                return Ok(());
+            }
+            said = say.recv() => {
+                let array = said.ok_or(Undelivered::ConnectorLeft)?;
+                sink.send(Frame::text(format!("42{array}"))).await.map_err(|_| Undelivered::SendFailed)?;
+            }
+        }
+    }
+}
+
+/// Leaves the server politely: the namespace, then the engine.io session.
+async fn leave<W: futures::Sink<Frame> + Unpin>(sink: &mut W) {
+    let _ = sink.send(Frame::text("41")).await;
+    let _ = sink.send(Frame::text("1")).await;
+    let _ = sink.close().await;
 }
 
 #[cfg(test)]
@@ -296,6 +337,43 @@ mod tests {
         assert!(decode("42[1]").is_err());
         assert!(decode("9").is_err());
         assert!(decode("0{").is_err());
+    }
+
+    #[tokio::test]
+    async fn what_the_connector_says_goes_out_while_it_has_no_room_for_what_is_heard() {
+        let (heard_tx, mut heard) = mpsc::channel(1);
+        heard_tx.send(Heard::Joined).await.unwrap();
+        let (say, said) = mpsc::channel(4);
+        say.send(r#"["resync",{"cache":false}]"#.to_owned()).await.unwrap();
+        let (sink, mut sent) = futures::channel::mpsc::unbounded::<Frame>();
+        let updated = Heard::Event { name: "ExtensionsUpdated".into(), payload: Value::Null };
+        let delivery = tokio::spawn(async move {
+            let (mut said, mut sink) = (said, sink);
+            deliver(&heard_tx, updated, &mut said, &mut sink).await
+        });
+        // The connector's resync goes out although what was heard still waits for room.
+        let frame = tokio::time::timeout(Duration::from_secs(5), sent.next()).await.unwrap();
+        assert_eq!(frame, Some(Frame::text(r#"42["resync",{"cache":false}]"#)));
+        assert!(!delivery.is_finished());
+        // Once the connector takes what was waiting, the packet is handed over.
+        assert!(matches!(heard.recv().await, Some(Heard::Joined)));
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), delivery).await.unwrap().unwrap(), Ok(()));
+        assert!(matches!(heard.recv().await, Some(Heard::Event { name, .. }) if name == "ExtensionsUpdated"));
+        drop(say);
+    }
+
+    #[tokio::test]
+    async fn a_connector_that_lets_go_while_a_packet_waits_ends_the_delivery() {
+        let (heard_tx, _heard) = mpsc::channel(1);
+        heard_tx.send(Heard::Joined).await.unwrap();
+        let (say, mut said) = mpsc::channel::<String>(1);
+        drop(say);
+        let (mut sink, _sent) = futures::channel::mpsc::unbounded::<Frame>();
+        let delivery = deliver(&heard_tx, Heard::Joined, &mut said, &mut sink);
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), delivery).await.unwrap(),
+            Err(Undelivered::ConnectorLeft)
+        );
     }
 
     #[test]
