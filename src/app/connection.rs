@@ -192,7 +192,7 @@ mod browser {
                     Either::Right(_) => Woke::RenderDue,
                 }
             };
-            match woke {
+            let show_now = match woke {
                 Woke::Message(Some(Ok(Message::Text(text)))) => {
                     let now = js_sys::Date::now();
                     match serde_json::from_str::<Frame>(&text) {
@@ -207,31 +207,28 @@ mod browser {
                         connection.status.set(ConnectionStatus::Connected);
                     }
                     *attempt = 0;
-                    if render.is_none() {
-                        let delay = render_delay_ms(last_render, now);
-                        if delay > 0.0 {
-                            render = Some(gloo_timers::future::TimeoutFuture::new(delay.ceil() as u32));
-                            continue;
-                        }
-                        last_render = now;
-                        if let Err(gap) = show(store, &mut pending) {
-                            leptos::logging::warn!("missed deltas {}..{}; resuming", gap.expected, gap.received);
-                            return Ended::Resume;
-                        }
+                    // With a render already due, the frame waits for it.
+                    let delay = render_delay_ms(last_render, now);
+                    if render.is_none() && delay > 0.0 {
+                        render = Some(gloo_timers::future::TimeoutFuture::new(delay.ceil() as u32));
                     }
+                    render.is_none()
                 }
                 Woke::RenderDue => {
                     render = None;
-                    last_render = js_sys::Date::now();
-                    if let Err(gap) = show(store, &mut pending) {
-                        leptos::logging::warn!("missed deltas {}..{}; resuming", gap.expected, gap.received);
-                        return Ended::Resume;
-                    }
+                    true
                 }
-                Woke::Message(Some(Ok(Message::Bytes(_)))) => {}
+                Woke::Message(Some(Ok(Message::Bytes(_)))) => false,
                 // Frames still pending were not applied, so the resume asks for them again.
                 Woke::Message(Some(Err(_)) | None) => return Ended::Dropped,
                 Woke::Visible => return Ended::Resume,
+            };
+            if show_now {
+                last_render = js_sys::Date::now();
+                if let Err(gap) = show(store, &mut pending) {
+                    leptos::logging::warn!("missed deltas {}..{}; resuming", gap.expected, gap.received);
+                    return Ended::Resume;
+                }
             }
         }
     }
