@@ -70,7 +70,7 @@ fn well_formed() -> impl Strategy<Value = Event> {
             let status = match s { 0 => AgentStatus::Available, 1 => AgentStatus::LoggedOut, 2 => AgentStatus::Break(BreakReason::Lunch), _ => AgentStatus::Unknown };
             event(at, EventKind::AgentStatus { extension: extension(e), status, raw_status: Some(s.to_string()) })
         }),
-        1 => (at.clone(), 0u8..2).prop_map(|(at, q)| event(at, EventKind::Queue { queue: queue(q), name: format!("Queue {q}"), members: vec![extension(0), extension(q + 1)] })),
+        1 => (at.clone(), 0u8..2, proptest::collection::vec(0u8..3, 0..3)).prop_map(|(at, q, members)| event(at, EventKind::Queue { queue: queue(q), name: format!("Queue {q}"), members: members.into_iter().map(extension).collect() })),
         2 => (at.clone(), 0u8..2, 0u8..4).prop_map(|(at, q, c)| event(at, EventKind::QueueJoined { queue: queue(q), call: call(c), caller: Party::default() })),
         2 => (at, 0u8..2, 0u8..4, 0u8..3).prop_map(|(at, q, c, o)| {
             let outcome = [QueueOutcome::Answered, QueueOutcome::Abandoned, QueueOutcome::Other][o as usize];
@@ -150,6 +150,37 @@ fn check_figures(state: &LiveState) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// What a browser holds after applying every change it was sent, in the snapshot's order.
+#[derive(Default)]
+struct Replica {
+    extensions: std::collections::BTreeMap<ExtensionId, Extension>,
+    calls: std::collections::BTreeMap<CallId, Call>,
+    queues: std::collections::BTreeMap<QueueId, Queue>,
+}
+
+impl Replica {
+    fn take(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Call(call) => drop(self.calls.insert(call.id.clone(), call)),
+                Change::CallRemoved { id } => drop(self.calls.remove(&id)),
+                Change::Extension(extension) => drop(self.extensions.insert(extension.id.clone(), extension)),
+                Change::Queue(queue) => drop(self.queues.insert(queue.id.clone(), queue)),
+                Change::Connector(_) => {}
+            }
+        }
+    }
+
+    fn views(&self) -> String {
+        let all = (
+            self.extensions.values().collect::<Vec<_>>(),
+            self.calls.values().collect::<Vec<_>>(),
+            self.queues.values().collect::<Vec<_>>(),
+        );
+        serde_json::to_string(&all).unwrap()
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -218,6 +249,35 @@ proptest! {
         for e in &after {
             state.apply(e);
             check_figures(&state)?;
+        }
+    }
+
+    /// The hub publishes only what each event touched: a browser applying those deltas must
+    /// hold exactly what a fresh snapshot would show, through a new day and retirements too.
+    #[test]
+    fn the_deltas_rebuild_the_snapshot(
+        before in proptest::collection::vec(well_formed(), 1..50),
+        after in proptest::collection::vec(well_formed(), 0..20),
+        cut in 0i64..200_000,
+        retire in 0i64..200_000,
+    ) {
+        let mut state = LiveState::default();
+        let mut replica = Replica::default();
+        for e in &before {
+            if let Outcome::Applied(changes) = state.apply(e) {
+                replica.take(changes);
+            }
+            prop_assert_eq!(replica.views(), views(&state), "after {:?}", e);
+        }
+        replica.take(state.retire_ended(retire));
+        prop_assert_eq!(replica.views(), views(&state), "after retiring calls ended before {}", retire);
+        replica.take(state.start_day(cut));
+        prop_assert_eq!(replica.views(), views(&state), "after a new day from {}", cut);
+        for e in &after {
+            if let Outcome::Applied(changes) = state.apply(e) {
+                replica.take(changes);
+            }
+            prop_assert_eq!(replica.views(), views(&state), "after {:?}", e);
         }
     }
 

@@ -155,7 +155,11 @@ struct ExtensionRecord {
     sip_user: Lww<Option<String>>,
     online_user: Lww<Option<String>>,
     status: Lww<(AgentStatus, Option<String>)>,
+    /// Every leg at this extension today, for the times of its last call.
     legs: BTreeSet<LegId>,
+    /// Its legs that have not ended: presence reads only these, so a queue's agent counts do
+    /// not cost more as its members' days fill up.
+    live: BTreeSet<LegId>,
 }
 
 impl ExtensionRecord {
@@ -168,6 +172,7 @@ impl ExtensionRecord {
             online_user: Lww::default(),
             status: Lww::default(),
             legs: BTreeSet::new(),
+            live: BTreeSet::new(),
         }
     }
 }
@@ -215,6 +220,11 @@ pub struct LiveState {
     calls: BTreeMap<CallId, CallRecord>,
     extensions: BTreeMap<ExtensionId, ExtensionRecord>,
     queues: BTreeMap<QueueId, QueueRecord>,
+    /// The queues each extension is a member of: the agent counts its changes can move.
+    member_of: HashMap<ExtensionId, BTreeSet<QueueId>>,
+    /// The queues holding an entry for each call: the queue views an event on it can change.
+    /// Kept with the entries, which can outlive the call's record at a new day.
+    entry_queues: HashMap<CallId, BTreeSet<QueueId>>,
     queue_settings: BTreeMap<QueueId, QueueSettings>,
     default_settings: QueueSettings,
     day_start: Timestamp,
@@ -380,11 +390,14 @@ impl LiveState {
             }
         }
         // Queue views depend on their calls (talk time) and their members (agent counts).
-        for (id, queue) in &self.queues {
-            let has_call = touched.calls.iter().any(|call| queue.entries.contains_key(call));
-            let has_member = queue.members.value.iter().any(|member| touched.extensions.contains(member));
-            if has_call || has_member {
-                touched.queues.insert(id.clone());
+        for call in &touched.calls {
+            if let Some(queues) = self.entry_queues.get(call) {
+                touched.queues.extend(queues.iter().cloned());
+            }
+        }
+        for extension in &touched.extensions {
+            if let Some(queues) = self.member_of.get(extension) {
+                touched.queues.extend(queues.iter().cloned());
             }
         }
         touched
@@ -416,9 +429,12 @@ impl LiveState {
                 let ending = (at, *cause, raw_cause.clone());
                 let record = self.calls.entry(call.clone()).or_default();
                 merge_ending(&mut record.explicit_end, ending.clone());
-                for leg in record.legs.clone() {
-                    if let Some(leg) = self.legs.get_mut(&leg) {
+                for id in record.legs.clone() {
+                    if let Some(leg) = self.legs.get_mut(&id) {
                         leg.merge_ended(ending.clone());
+                        if let Some(extension) = leg.extension.value.as_ref().and_then(|e| self.extensions.get_mut(e)) {
+                            extension.live.remove(&id);
+                        }
                     }
                 }
             }
@@ -449,7 +465,22 @@ impl LiveState {
                 let key = Key::of(at, &(name, &members));
                 let record = self.queue_mut(queue);
                 record.name.offer(key, Some(name.clone()));
+                let before = record.members.value.clone();
                 record.members.offer(key, members);
+                let after = record.members.value.clone();
+                if before != after {
+                    for left in before.iter().filter(|member| !after.contains(member)) {
+                        if let Some(queues) = self.member_of.get_mut(left) {
+                            queues.remove(queue);
+                            if queues.is_empty() {
+                                self.member_of.remove(left);
+                            }
+                        }
+                    }
+                    for member in after {
+                        self.member_of.entry(member).or_default().insert(queue.clone());
+                    }
+                }
             }
             EventKind::QueueJoined { queue, call, caller } => {
                 let entry = self.queue_mut(queue).entries.entry(call.clone()).or_default();
@@ -457,6 +488,7 @@ impl LiveState {
                 if *caller != Party::default() {
                     entry.caller.offer(Key::of(at, caller), caller.clone());
                 }
+                self.entry_queues.entry(call.clone()).or_default().insert(queue.clone());
                 self.calls.entry(call.clone()).or_default().queue.offer(Key::of(at, queue), Some(queue.clone()));
             }
             EventKind::QueueLeft { queue, call, outcome } => {
@@ -464,6 +496,7 @@ impl LiveState {
                 if entry.left.is_none_or(|left| (at, *outcome) < left) {
                     entry.left = Some((at, *outcome));
                 }
+                self.entry_queues.entry(call.clone()).or_default().insert(queue.clone());
                 self.calls.entry(call.clone()).or_default().queue.offer(Key::of(at, queue), Some(queue.clone()));
             }
         }
@@ -527,6 +560,7 @@ impl LiveState {
             record.remote.offer(key, report.remote.clone());
         }
         let new_extension = record.extension.value.clone();
+        let live = record.ended.is_none();
         // Every mention counts toward first_seen, whichever report wins the register.
         if let Some(mentioned) = &report.extension {
             self.extension_mut(mentioned, at);
@@ -534,11 +568,17 @@ impl LiveState {
         if old_extension != new_extension {
             if let Some(old) = old_extension.and_then(|old| self.extensions.get_mut(&old)) {
                 old.legs.remove(&report.leg);
+                old.live.remove(&report.leg);
             }
         }
         // The register's winner was mentioned by some report, so its record exists.
         if let Some(extension) = new_extension.and_then(|extension| self.extensions.get_mut(&extension)) {
             extension.legs.insert(report.leg.clone());
+            if live {
+                extension.live.insert(report.leg.clone());
+            } else {
+                extension.live.remove(&report.leg);
+            }
         }
     }
 
@@ -650,7 +690,7 @@ impl LiveState {
 
     fn presence(&self, record: &ExtensionRecord) -> Presence {
         let (mut any, mut ringing, mut all_held) = (false, false, true);
-        let live = record.legs.iter().filter_map(|leg| self.legs.get(leg)).filter(|leg| leg.ended.is_none());
+        let live = record.live.iter().filter_map(|leg| self.legs.get(leg)).filter(|leg| leg.ended.is_none());
         for state in live.map(|leg| leg.current.value.state) {
             any = true;
             ringing |= state == LegState::Ringing;
@@ -780,21 +820,44 @@ impl LiveState {
         let mut changes = self.retire_ended(day_start);
         let finished: Vec<CallId> =
             self.calls.iter().filter(|(_, record)| record.retired).map(|(id, _)| id.clone()).collect();
+        // Their times of last call may have been among the forgotten legs.
+        let mut lost_legs = BTreeSet::new();
         for id in finished {
             if let Some(record) = self.calls.remove(&id) {
                 for leg in record.legs {
                     if let Some(leg_record) = self.legs.remove(&leg) {
-                        if let Some(extension) = leg_record.extension.value.and_then(|e| self.extensions.get_mut(&e)) {
+                        if let Some((id, extension)) = leg_record
+                            .extension
+                            .value
+                            .and_then(|e| self.extensions.get_mut(&e).map(|record| (e, record)))
+                        {
                             extension.legs.remove(&leg);
+                            extension.live.remove(&leg);
+                            lost_legs.insert(id);
                         }
                     }
                 }
             }
         }
-        for queue in self.queues.values_mut() {
-            queue.entries.retain(|_, entry| entry.left.is_none_or(|(at, _)| at >= day_start));
+        for (queue, record) in &mut self.queues {
+            record.entries.retain(|call, entry| {
+                let keep = entry.left.is_none_or(|(at, _)| at >= day_start);
+                if !keep {
+                    if let Some(queues) = self.entry_queues.get_mut(call) {
+                        queues.remove(queue);
+                        if queues.is_empty() {
+                            self.entry_queues.remove(call);
+                        }
+                    }
+                }
+                keep
+            });
         }
         self.recount_all();
+        for id in &lost_legs {
+            let view = self.extension_view(id);
+            changes.extend(Published::update(&mut self.published.extensions, id, view).map(Change::Extension));
+        }
         let queues: Vec<QueueId> = self.queues.keys().cloned().collect();
         for id in &queues {
             let view = self.queue_view(id);

@@ -165,12 +165,15 @@ where
 /// as frames over the same bytes: no copy and no second validation per client.
 pub async fn send_text<W: Sink<Message> + Unpin>(sink: &mut W, text: Utf8Bytes) -> Result<(), W::Error> {
     let cuts = fragment_ends(text.as_str(), FRAGMENT_BYTES);
-    let bytes = Bytes::from(text);
+    // The last (usually the only) fragment takes the bytes themselves: every clone of shared
+    // bytes is an atomic on one cache line that all sessions' cores contend for.
+    let mut rest = Bytes::from(text);
     let mut start = 0;
     for (i, &end) in cuts.iter().enumerate() {
         let opcode = if i == 0 { Data::Text } else { Data::Continue };
         let last = i + 1 == cuts.len();
-        sink.send(Message::Frame(Frame::message(bytes.slice(start..end), OpCode::Data(opcode), last))).await?;
+        let payload = if last { std::mem::take(&mut rest) } else { rest.split_to(end - start) };
+        sink.send(Message::Frame(Frame::message(payload, OpCode::Data(opcode), last))).await?;
         start = end;
     }
     Ok(())
