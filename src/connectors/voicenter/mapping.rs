@@ -278,6 +278,15 @@ impl Tracker {
                 event.queue_id.as_deref(),
                 events,
             );
+        } else if event.reason == "HANGUP" {
+            // Without its currentCall, a HANGUP still names the call by `ivruniqueid`: a leg
+            // we hold there ends now rather than at the next full statement.
+            if let Some(ivrid) = event.ivrid.as_deref() {
+                let key = (ivrid.to_owned(), view.number.clone());
+                let cause = event.cause.as_deref();
+                let ending = |memo: &Memo| (end_cause(cause, memo.answered), cause.map(str::to_owned), "HANGUP".into());
+                self.end_leg(key, at, ending, events);
+            }
         }
         // Calls the extension lists that the tracker has not seen yet (a NEWCALL missed).
         for call in &view.calls {
@@ -387,20 +396,36 @@ impl Tracker {
             .cloned()
             .collect();
         for key in gone {
-            let Some(memo) = self.legs.remove(&key) else { continue };
-            self.ended_leg(key, memo.generation);
-            self.revision += 1;
-            let report = LegReport {
-                state: LegState::Ended,
-                held_by: None,
-                end_cause: Some(EndCause::Unknown),
-                raw_cause: Some("not in Voicenter's state after a reconnect".into()),
-                raw_state: "gone".into(),
-                revision: self.revision,
-                ..memo.report
+            let ending = |_: &Memo| {
+                (EndCause::Unknown, Some("not in Voicenter's state after a reconnect".into()), "gone".into())
             };
-            events.push(self.event(at.max(memo.at), EventKind::Leg(report)));
+            self.end_leg(key, at, ending, events);
         }
+    }
+
+    /// Ends a live leg we hold, with the end cause, raw cause and raw state `ending` gives it;
+    /// nothing when the leg is not live.
+    fn end_leg(
+        &mut self,
+        key: (String, String),
+        at: Timestamp,
+        ending: impl FnOnce(&Memo) -> (EndCause, Option<String>, String),
+        events: &mut Vec<Event>,
+    ) {
+        let Some(memo) = self.legs.remove(&key) else { return };
+        self.ended_leg(key, memo.generation);
+        self.revision += 1;
+        let (end_cause, raw_cause, raw_state) = ending(&memo);
+        let report = LegReport {
+            state: LegState::Ended,
+            held_by: None,
+            end_cause: Some(end_cause),
+            raw_cause,
+            raw_state,
+            revision: self.revision,
+            ..memo.report
+        };
+        events.push(self.event(at.max(memo.at), EventKind::Leg(report)));
     }
 
     fn ended_leg(&mut self, key: (String, String), generation: u32) {
@@ -527,6 +552,43 @@ mod tests {
             did: None,
             raw: Value::Null,
         }
+    }
+
+    /// One Voicenter `ExtensionEvent` at extension 500, as the socket delivers it.
+    fn extension_event(data: serde_json::Value) -> Message {
+        let payload = serde_json::json!({ "data": data });
+        super::super::wire::parse("ExtensionEvent", &payload).expect("a well-formed ExtensionEvent")
+    }
+
+    #[test]
+    fn a_hangup_without_its_current_call_ends_the_leg_it_names() {
+        let mut tracker = Tracker::new("vc", "a");
+        let ring = extension_event(serde_json::json!({
+            "reason": "NEWCALL", "servertime": 1_700_000_000, "number": 500,
+            "calls": [{ "ivrid": "x-1", "callstatus": "Ringing", "direction": "Incoming", "answered": 0 }],
+            "currentCall": { "ivrid": "x-1", "callstatus": "Ringing", "direction": "Incoming", "answered": 0 },
+        }));
+        tracker.take(&ring, &Value::Null, 1_700_000_000_000);
+        assert_eq!(tracker.live_legs(), 1);
+        let hangup = extension_event(serde_json::json!({
+            "reason": "HANGUP", "cause": "Call Rejected", "ivruniqueid": "x-1", "servertime": 1_700_000_004,
+            "number": 500, "calls": [],
+        }));
+        let events = tracker.take(&hangup, &Value::Null, 1_700_000_005_000);
+        let ended: Vec<&LegReport> = events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::Leg(report) => Some(report),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ended.len(), 1, "{events:?}");
+        assert_eq!(ended[0].state, LegState::Ended);
+        assert_eq!(ended[0].end_cause, Some(EndCause::Rejected));
+        assert_eq!(ended[0].raw_cause.as_deref(), Some("Call Rejected"));
+        assert_eq!(ended[0].leg.native(), "x-1/500");
+        assert_eq!(tracker.live_legs(), 0);
+        assert!(tracker.take(&hangup, &Value::Null, 1_700_000_006_000).is_empty(), "a repeated HANGUP adds nothing");
     }
 
     #[test]
