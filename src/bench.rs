@@ -239,7 +239,7 @@ fn snapshot_time(args: &BenchArgs) {
         state.apply(&traffic.event(now));
     }
     let mut times = Vec::new();
-    let mut bytes = 0;
+    let mut text = String::new();
     for _ in 0..10 {
         let started = Instant::now();
         let (extensions, calls, queues) = state.views_all();
@@ -247,17 +247,30 @@ fn snapshot_time(args: &BenchArgs) {
             seq: 1,
             snapshot: Snapshot { extensions, calls, queues, connectors: vec![], server_time: now, epoch: 1 },
         };
-        bytes = serde_json::to_string(&frame).map(|text| text.len()).unwrap_or(0);
+        text = serde_json::to_string(&frame).unwrap_or_default();
         times.push(started.elapsed());
     }
     times.sort();
+    // What a browser does with it first (natively here; wasm is slower by a steady factor).
+    let mut reads = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let read = serde_json::from_str::<Frame>(&text).map(|frame| frame.seq());
+        reads.push(started.elapsed());
+        if let Err(error) = read {
+            println!("snapshot does not read back: {error}");
+            return;
+        }
+    }
+    reads.sort();
     println!(
-        "snapshot ({} extensions, {} queues): median {:.1} ms, max {:.1} ms, {} KB",
+        "snapshot ({} extensions, {} queues): median {:.1} ms, max {:.1} ms, {} KB; read back (as a browser does): median {:.1} ms",
         args.extensions,
         args.queues,
         percentile(&times, 0.5).as_secs_f64() * 1e3,
         percentile(&times, 1.0).as_secs_f64() * 1e3,
-        bytes / 1024
+        text.len() / 1024,
+        percentile(&reads, 0.5).as_secs_f64() * 1e3,
     );
 }
 

@@ -4,6 +4,7 @@ use super::call::Call;
 use super::extension::Extension;
 use super::ids::{CallId, Timestamp};
 use super::queue::Queue;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// How one connector is doing, for the admin and the `/api/v1/connectors` endpoint.
@@ -43,7 +44,9 @@ pub struct Snapshot {
 }
 
 /// One changed object, sent whole: applying it is an upsert by id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Read by `FirstFieldTag` rather than serde's derive, see there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     Call(Call),
@@ -54,7 +57,9 @@ pub enum Change {
 }
 
 /// One websocket text frame: a full snapshot, then deltas whose `seq` rises by exactly one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Read by `FirstFieldTag` rather than serde's derive, see there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Frame {
     Snapshot {
@@ -74,5 +79,210 @@ impl Frame {
         match self {
             Frame::Snapshot { seq, .. } | Frame::Delta { seq, .. } => *seq,
         }
+    }
+}
+
+/// An internally tagged enum, read straight into its variant when the tag is the object's
+/// first field, as the server always writes it. serde's derive would first copy every frame
+/// into a generic tree and then read the variant from that tree: the browser parsed every
+/// snapshot and delta twice. Objects whose tag comes later are still read, through a JSON
+/// value.
+trait TaggedByFirstField: Sized {
+    /// The tag's field name.
+    const TAG: &'static str;
+    /// The tag values, for the error an unknown one gets.
+    const VARIANTS: &'static [&'static str];
+    /// Reads the variant named `tag` from the object's other fields.
+    fn variant<'de, D: Deserializer<'de>>(tag: &str, rest: D) -> Result<Self, D::Error>;
+}
+
+/// The visitor behind every `TaggedByFirstField` type.
+struct FirstFieldTag<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: TaggedByFirstField + de::DeserializeOwned> Visitor<'de> for FirstFieldTag<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(formatter, "an object tagged by \"{}\"", T::TAG)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Err(de::Error::missing_field(T::TAG));
+        };
+        if first == T::TAG {
+            let tag = map.next_value::<String>()?;
+            return T::variant(&tag, de::value::MapAccessDeserializer::new(map));
+        }
+        let mut object = serde_json::Map::new();
+        object.insert(first, map.next_value()?);
+        while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+            object.insert(key, value);
+        }
+        let tag = match object.remove(T::TAG) {
+            Some(serde_json::Value::String(tag)) => tag,
+            Some(_) => return Err(de::Error::custom(format_args!("\"{}\" is not a string", T::TAG))),
+            None => return Err(de::Error::missing_field(T::TAG)),
+        };
+        // Written again with the tag first and read as JSON: the variants are then read only
+        // by the deserializer the first-field path uses, which keeps the browser bundle small.
+        let rest = serde_json::Value::Object(object).to_string();
+        let separator = if rest.len() > 2 { "," } else { "" };
+        let text =
+            format!("{{{}:{}{separator}{}", serde_json::Value::from(T::TAG), serde_json::Value::from(tag), &rest[1..]);
+        serde_json::from_str(&text).map_err(de::Error::custom)
+    }
+}
+
+/// The fields of `Change::CallRemoved`.
+#[derive(Deserialize)]
+struct Removed {
+    id: CallId,
+}
+
+impl TaggedByFirstField for Change {
+    const TAG: &'static str = "kind";
+    const VARIANTS: &'static [&'static str] = &["call", "call_removed", "extension", "queue", "connector"];
+
+    fn variant<'de, D: Deserializer<'de>>(tag: &str, rest: D) -> Result<Self, D::Error> {
+        match tag {
+            "call" => Call::deserialize(rest).map(Change::Call),
+            "call_removed" => Removed::deserialize(rest).map(|removed| Change::CallRemoved { id: removed.id }),
+            "extension" => Extension::deserialize(rest).map(Change::Extension),
+            "queue" => Queue::deserialize(rest).map(Change::Queue),
+            "connector" => ConnectorHealth::deserialize(rest).map(Change::Connector),
+            other => Err(de::Error::unknown_variant(other, Self::VARIANTS)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Change {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FirstFieldTag(std::marker::PhantomData))
+    }
+}
+
+/// The fields of `Frame::Snapshot`: its `seq` beside the snapshot's own, as the wire has them.
+#[derive(Deserialize)]
+struct SnapshotFields {
+    seq: u64,
+    extensions: Vec<Extension>,
+    calls: Vec<Call>,
+    queues: Vec<Queue>,
+    connectors: Vec<ConnectorHealth>,
+    server_time: Timestamp,
+    #[serde(default)]
+    epoch: u64,
+}
+
+/// The fields of `Frame::Delta`.
+#[derive(Deserialize)]
+struct DeltaFields {
+    seq: u64,
+    changes: Vec<Change>,
+}
+
+impl TaggedByFirstField for Frame {
+    const TAG: &'static str = "type";
+    const VARIANTS: &'static [&'static str] = &["snapshot", "delta"];
+
+    fn variant<'de, D: Deserializer<'de>>(tag: &str, rest: D) -> Result<Self, D::Error> {
+        match tag {
+            "snapshot" => SnapshotFields::deserialize(rest).map(|fields| Frame::Snapshot {
+                seq: fields.seq,
+                snapshot: Snapshot {
+                    extensions: fields.extensions,
+                    calls: fields.calls,
+                    queues: fields.queues,
+                    connectors: fields.connectors,
+                    server_time: fields.server_time,
+                    epoch: fields.epoch,
+                },
+            }),
+            "delta" => {
+                DeltaFields::deserialize(rest).map(|fields| Frame::Delta { seq: fields.seq, changes: fields.changes })
+            }
+            other => Err(de::Error::unknown_variant(other, Self::VARIANTS)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Frame {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(FirstFieldTag(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AgentStatus, BreakReason, ExtensionId, Presence};
+
+    fn extension() -> Extension {
+        Extension {
+            id: ExtensionId::new("p", "a", "201"),
+            number: "201".into(),
+            name: Some("Ann".into()),
+            sip_user: None,
+            online_user: None,
+            agent_status: AgentStatus::Break(BreakReason::Lunch),
+            raw_status: Some("3".into()),
+            status_since: 4,
+            presence: Presence::Busy,
+            last_call_at: Some(2),
+            last_answered_at: None,
+            last_hangup_at: None,
+        }
+    }
+
+    #[test]
+    fn frames_read_back_what_the_server_writes() {
+        let frames = [
+            Frame::Snapshot {
+                seq: 7,
+                snapshot: Snapshot { extensions: vec![extension()], server_time: 5, epoch: 3, ..Snapshot::default() },
+            },
+            Frame::Delta {
+                seq: 8,
+                changes: vec![
+                    Change::Extension(extension()),
+                    Change::CallRemoved { id: CallId::new("p", "a", "c1") },
+                    Change::Connector(ConnectorHealth { name: "demo".into(), ..ConnectorHealth::default() }),
+                ],
+            },
+        ];
+        for frame in frames {
+            let text = serde_json::to_string(&frame).unwrap();
+            assert_eq!(serde_json::from_str::<Frame>(&text).unwrap(), frame, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_tag_that_is_not_the_first_field_still_reads() {
+        let text = r#"{"seq":2,"changes":[{"id":"p/a/c1","kind":"call_removed"}],"type":"delta"}"#;
+        let expected = Frame::Delta { seq: 2, changes: vec![Change::CallRemoved { id: CallId::new("p", "a", "c1") }] };
+        assert_eq!(serde_json::from_str::<Frame>(text).unwrap(), expected);
+        let snapshot =
+            r#"{"seq":1,"extensions":[],"calls":[],"queues":[],"connectors":[],"server_time":9,"type":"snapshot"}"#;
+        assert_eq!(
+            serde_json::from_str::<Frame>(snapshot).unwrap(),
+            Frame::Snapshot { seq: 1, snapshot: Snapshot { server_time: 9, ..Snapshot::default() } }
+        );
+    }
+
+    #[test]
+    fn unknown_missing_or_misplaced_tags_are_clear_errors() {
+        let unknown = serde_json::from_str::<Frame>(r#"{"type":"hello","seq":1}"#).unwrap_err().to_string();
+        assert!(unknown.contains("unknown variant `hello`"), "{unknown}");
+        let missing = serde_json::from_str::<Frame>(r#"{"seq":1}"#).unwrap_err().to_string();
+        assert!(missing.contains("missing field `type`"), "{missing}");
+        let empty = serde_json::from_str::<Frame>("{}").unwrap_err().to_string();
+        assert!(empty.contains("missing field `type`"), "{empty}");
+        let not_text = serde_json::from_str::<Frame>(r#"{"seq":1,"type":4}"#).unwrap_err().to_string();
+        assert!(not_text.contains("is not a string"), "{not_text}");
+        let bad_change = r#"{"type":"delta","seq":1,"changes":[{"kind":"call_removed"}]}"#;
+        let bad_change = serde_json::from_str::<Frame>(bad_change).unwrap_err().to_string();
+        assert!(bad_change.contains("missing field `id`"), "{bad_change}");
+        assert!(serde_json::from_str::<Frame>("[1]").is_err());
     }
 }
