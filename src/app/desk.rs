@@ -270,7 +270,7 @@ fn ScreenPop(
                     })}
                 </div>
                 <div class="text-right text-sm text-slate-300">
-                    <div>{move || call.with(|call| format!("{} {:?}", format::direction_arrow(call.direction), call.direction))}</div>
+                    <div>{move || call.with(|call| format!("{} {}", format::direction_arrow(call.direction), format::direction(call.direction)))}</div>
                     <div data-pop-queue="">{move || call.with(|call| call.queue.as_ref().map(|queue| queue_name(store, queue)))}</div>
                     <div class="tabular-nums">
                         {move || {
@@ -278,10 +278,10 @@ fn ScreenPop(
                             duration_text(clock.now.get() - since)
                         }}
                     </div>
-                    <div data-pop-state="">{move || my_leg_state().map(|state| format!("{state:?}")).unwrap_or_default()}</div>
+                    <div data-pop-state="">{move || my_leg_state().map(format::leg_state).unwrap_or_default()}</div>
                     {move || my_recording().filter(|recording| recording.state != RecordingState::Off).map(|recording| view! {
                         <div data-pop-recording=format!("{:?}", recording.state).to_lowercase() class="text-rose-300">
-                            {format!("● Recording {:?}", recording.state).to_lowercase()}
+                            {format!("● {}", format::recording(recording.state))}
                         </div>
                     })}
                 </div>
@@ -344,7 +344,7 @@ fn ScreenPop(
 fn PreviousCall(call: Call, dial_back: impl Fn(String) + Copy + Send + Sync + 'static) -> impl IntoView {
     let number = call.caller.number.clone();
     let clock = expect_context::<Clock>();
-    let ended = call.end_cause.map(|cause| format!("{cause:?}").to_lowercase()).unwrap_or_else(|| "in progress".into());
+    let ended = call.end_cause.map_or("in progress", format::end_cause);
     let answered = if call.answered_at.is_some() { "answered" } else { "not answered" };
     view! {
         <li class="flex justify-between border-b border-slate-800 py-0.5">
@@ -488,7 +488,7 @@ fn ProgressLine(progress: RwSignal<Progress>) -> impl IntoView {
         } role="status" aria-live="polite">
             {move || match progress.get() {
                 Progress::Idle => String::new(),
-                Progress::Working(action) => format!("{action:?}…"),
+                Progress::Working(action) => format::action_in_progress(action).to_owned(),
                 Progress::Done(outcome) => outcome,
                 Progress::Refused(words) => format!("Refused: {words}"),
             }}

@@ -1,6 +1,6 @@
 //! How numbers, parties and statuses read on screen.
 
-use crate::model::{AgentStatus, BreakReason, Direction, Party};
+use crate::model::{Action, AgentStatus, BreakReason, Direction, EndCause, LegState, Party, RecordingState};
 
 /// A phone number grouped for reading: Australian numbers in their usual blocks, others as
 /// given.
@@ -34,6 +34,79 @@ pub fn direction_arrow(direction: Direction) -> &'static str {
     }
 }
 
+/// The direction in words, beside its arrow.
+pub fn direction(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Inbound => "Inbound",
+        Direction::Outbound => "Outbound",
+        Direction::Internal => "Internal",
+        Direction::Unknown => "",
+    }
+}
+
+/// Where the agent's own leg stands, as an agent would say it.
+pub fn leg_state(state: LegState) -> &'static str {
+    match state {
+        LegState::Initiating => "Dialling",
+        LegState::Ringing => "Ringing",
+        LegState::RemoteRinging => "Ringing out",
+        LegState::Queued => "Queued",
+        LegState::Active => "Talking",
+        LegState::Held => "On hold",
+        LegState::Parked => "Parked",
+        LegState::Detached => "Detached",
+        LegState::Ended => "Ended",
+        LegState::Unknown => "",
+    }
+}
+
+/// How a call ended, for the list of earlier calls.
+pub fn end_cause(cause: EndCause) -> &'static str {
+    match cause {
+        EndCause::Normal => "ended normally",
+        EndCause::NoAnswer => "no answer",
+        EndCause::Busy => "busy",
+        EndCause::Cancelled => "cancelled",
+        EndCause::Rejected => "rejected",
+        EndCause::AnsweredElsewhere => "answered elsewhere",
+        EndCause::Congestion => "network busy",
+        EndCause::Unavailable => "unavailable",
+        EndCause::Failed => "failed",
+        EndCause::NotAllowed => "not allowed",
+        EndCause::QueueAbandoned => "abandoned in queue",
+        EndCause::Unknown => "ended",
+    }
+}
+
+/// Where the call's recording stands.
+pub fn recording(state: RecordingState) -> &'static str {
+    match state {
+        RecordingState::Off => "Not recording",
+        RecordingState::Pending => "Recording starts…",
+        RecordingState::Started => "Recording",
+        RecordingState::Paused => "Recording paused",
+        RecordingState::Failed => "Recording failed",
+    }
+}
+
+/// A command while it is under way, as its button's progress line says it.
+pub fn action_in_progress(action: Action) -> &'static str {
+    match action {
+        Action::Dial => "Dialling…",
+        Action::Answer => "Answering…",
+        Action::Hangup => "Hanging up…",
+        Action::Hold => "Holding…",
+        Action::Resume => "Resuming…",
+        Action::BlindTransfer => "Transferring…",
+        Action::Consult => "Calling the colleague…",
+        Action::CompleteTransfer => "Completing the transfer…",
+        Action::RecordStart => "Starting the recording…",
+        Action::RecordPause => "Pausing the recording…",
+        Action::RecordResume => "Resuming the recording…",
+        Action::RecordStop => "Stopping the recording…",
+    }
+}
+
 pub fn break_reason(reason: &BreakReason) -> String {
     match reason {
         BreakReason::Lunch => "Lunch".into(),
@@ -64,5 +137,17 @@ mod tests {
         assert_eq!(phone_number("+61299990000"), "+61 2 9999 0000");
         assert_eq!(phone_number("+61412345678"), "+61 412 345 678");
         assert_eq!(phone_number("201"), "201");
+    }
+
+    #[test]
+    fn states_and_causes_read_as_words_not_variant_names() {
+        assert_eq!(leg_state(LegState::RemoteRinging), "Ringing out");
+        assert_eq!(leg_state(LegState::Active), "Talking");
+        assert_eq!(leg_state(LegState::Held), "On hold");
+        assert_eq!(end_cause(EndCause::AnsweredElsewhere), "answered elsewhere");
+        assert_eq!(end_cause(EndCause::NoAnswer), "no answer");
+        assert_eq!(recording(RecordingState::Paused), "Recording paused");
+        assert_eq!(action_in_progress(Action::BlindTransfer), "Transferring…");
+        assert_eq!(direction(Direction::Outbound), "Outbound");
     }
 }
