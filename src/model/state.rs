@@ -825,16 +825,13 @@ impl LiveState {
         for id in finished {
             if let Some(record) = self.calls.remove(&id) {
                 for leg in record.legs {
-                    if let Some(leg_record) = self.legs.remove(&leg) {
-                        if let Some((id, extension)) = leg_record
-                            .extension
-                            .value
-                            .and_then(|e| self.extensions.get_mut(&e).map(|record| (e, record)))
-                        {
-                            extension.legs.remove(&leg);
-                            extension.live.remove(&leg);
-                            lost_legs.insert(id);
-                        }
+                    let Some(id) = self.legs.remove(&leg).and_then(|record| record.extension.value) else {
+                        continue;
+                    };
+                    if let Some(extension) = self.extensions.get_mut(&id) {
+                        extension.legs.remove(&leg);
+                        extension.live.remove(&leg);
+                        lost_legs.insert(id);
                     }
                 }
             }

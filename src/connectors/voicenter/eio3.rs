@@ -244,7 +244,7 @@ async fn run<S>(
                 let Some(array) = said else {
                     return leave(&mut sink).await;
                 };
-                if sink.send(Frame::text(format!("42{array}"))).await.is_err() {
+                if sink.send(event_frame(&array)).await.is_err() {
                     break "the websocket failed while sending".to_owned();
                 }
             }
@@ -285,10 +285,15 @@ where
             }
             said = say.recv() => {
                 let array = said.ok_or(Undelivered::ConnectorLeft)?;
-                sink.send(Frame::text(format!("42{array}"))).await.map_err(|_| Undelivered::SendFailed)?;
+                sink.send(event_frame(&array)).await.map_err(|_| Undelivered::SendFailed)?;
             }
         }
     }
+}
+
+/// The frame that sends one event (`[name, argument]`) to the root namespace.
+fn event_frame(array: &str) -> Frame {
+    Frame::text(format!("42{array}"))
 }
 
 /// Leaves the server politely: the namespace, then the engine.io session.
