@@ -549,6 +549,27 @@ fn cpu_per_frame(cpu: Duration, elapsed: Duration, frames: u64) -> String {
     )
 }
 
+/// Bytes and count of the deltas the hub published, for the average frame a run sent.
+#[derive(Default)]
+struct FrameSizes {
+    bytes: usize,
+    frames: usize,
+}
+
+impl FrameSizes {
+    /// Counts every frame waiting in `published`.
+    fn take(&mut self, published: &mut tokio::sync::broadcast::Receiver<crate::hub::Published>) {
+        while let Ok(frame) = published.try_recv() {
+            self.bytes += frame.text.len();
+            self.frames += 1;
+        }
+    }
+
+    fn average(&self) -> usize {
+        self.bytes.checked_div(self.frames).unwrap_or(0)
+    }
+}
+
 /// What the hub's fan-out achieved, to set beside the ceiling.
 struct FanOut {
     frame_bytes: usize,
@@ -600,6 +621,7 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     clients.probes().await?;
+    let mut sizes_rx = hub.subscribe(None).await?.frames;
     let (frames_before, snapshots_before) = clients.count().await?;
     let (started, cpu_before) = (Instant::now(), cpu_time());
     let mut acks = Vec::with_capacity(total as usize);
@@ -621,6 +643,9 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
     let (frames_after, snapshots_after) = clients.count().await?;
+    let mut steady_sizes = FrameSizes::default();
+    steady_sizes.take(&mut sizes_rx);
+    drop(sizes_rx);
     let sends = std::mem::take(&mut *sends.lock().await);
     let mut first_sent = std::collections::HashMap::new();
     for &(seq, sent, _) in &sends {
@@ -635,13 +660,14 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
         .collect();
     latencies.sort();
     println!(
-        "event to websocket frame at {} events/s, {} clients: p50 {:.1} ms, p99 {:.1} ms ({} samples, {:.0} deltas/s per client, {} snapshots for slow clients)",
+        "event to websocket frame at {} events/s, {} clients: p50 {:.1} ms, p99 {:.1} ms ({} samples, {:.0} deltas/s per client, {} B average frame, {} snapshots for slow clients)",
         args.rate,
         args.clients,
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.len(),
         (frames_after - frames_before) as f64 / elapsed.as_secs_f64() / args.clients as f64,
+        steady_sizes.average(),
         snapshots_after - snapshots_before
     );
     // Where that time goes: in the hub (taken, applied, journaled, published), and in the
@@ -672,20 +698,19 @@ async fn fan_out(args: &BenchArgs, dir: &std::path::Path) -> Result<FanOut, Benc
     let (frames_before, snapshots_before) = clients.count().await?;
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let (started, cpu_before) = (Instant::now(), cpu_time());
-    let mut sizes = (0usize, 0usize);
+    let mut sizes = FrameSizes::default();
     let mut sizes_rx = hub.subscribe(None).await?.frames;
     while Instant::now() < deadline {
         for _ in 0..64 {
             hub.feed(traffic.event(now_ms())).await?;
         }
-        while let Ok(published) = sizes_rx.try_recv() {
-            sizes = (sizes.0 + published.text.len(), sizes.1 + 1);
-        }
+        sizes.take(&mut sizes_rx);
         tokio::task::yield_now().await;
     }
     let (frames_after, snapshots_after) = clients.count().await?;
     let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
-    let frame_bytes = sizes.0.checked_div(sizes.1).unwrap_or(1024);
+    // With no delta seen (a stalled hub), the ceiling still runs, with 1 KiB frames.
+    let frame_bytes = if sizes.frames == 0 { 1024 } else { sizes.average() };
     let rate = (frames_after - frames_before) as f64 / elapsed.as_secs_f64();
     println!(
         "hub fan-out at saturation: {:.0} delta frames/s delivered to {} clients ({} B average frame, {} snapshots for slow clients)",

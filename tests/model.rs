@@ -159,8 +159,12 @@ struct Replica {
 }
 
 impl Replica {
+    /// Takes each change as a browser does: from its JSON text, which must name each key once.
     fn take(&mut self, changes: Vec<Change>) {
         for change in changes {
+            let text = serde_json::to_string(&change).unwrap();
+            assert_keys_unique(&text);
+            let change: Change = serde_json::from_str(&text).unwrap();
             match change {
                 Change::Call(call) => drop(self.calls.insert(call.id.clone(), call)),
                 Change::CallRemoved { id } => drop(self.calls.remove(&id)),
@@ -179,6 +183,48 @@ impl Replica {
         );
         serde_json::to_string(&all).unwrap()
     }
+}
+
+/// The top-level keys of one JSON object, repeats included: `serde_json::Value` would keep only
+/// the last of two equal keys, as JavaScript's `JSON.parse` does.
+struct Keys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeysVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeysVisitor {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((key, serde::de::IgnoredAny)) = map.next_entry::<String, _>()? {
+                    keys.push(key);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        deserializer.deserialize_map(KeysVisitor)
+    }
+}
+
+fn assert_keys_unique(text: &str) {
+    let Keys(keys) = serde_json::from_str(text).unwrap();
+    let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
+    assert_eq!(unique.len(), keys.len(), "a key named twice in {text}");
+}
+
+#[test]
+fn a_connector_change_names_its_tag_once() {
+    let health =
+        ConnectorHealth { name: "main-pbx".into(), provider_kind: "noojee".into(), ..ConnectorHealth::default() };
+    let text = serde_json::to_string(&Change::Connector(health.clone())).unwrap();
+    assert_keys_unique(&text);
+    let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(read["kind"], "connector");
+    assert_eq!(read["provider_kind"], "noojee");
+    assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), Change::Connector(health));
 }
 
 proptest! {

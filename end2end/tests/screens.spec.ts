@@ -133,7 +133,7 @@ test("through a real connector: the demo behind the simulated Noojee API, answer
     await page.goto(noojee.url + "/desk");
     await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
     const connectors = await (await page.request.get(noojee.url + "/api/v1/connectors")).json();
-    expect(connectors[0].kind).toBe("noojee");
+    expect(connectors[0].provider_kind).toBe("noojee");
     const snap = await (await page.request.get(noojee.url + "/api/v1/snapshot")).json();
     const free = snap.extensions.find((e: any) => e.presence === "idle");
     await page.locator("[data-extension-picker]").selectOption(free.id);

@@ -281,7 +281,7 @@ impl HubTask {
         let outcome = self.state.apply(&event);
         let health = self.connectors.entry(event.provider.clone()).or_insert_with(|| ConnectorHealth {
             name: event.provider.clone(),
-            kind: "unknown".into(),
+            provider_kind: "unknown".into(),
             state: "ready".into(),
             ..ConnectorHealth::default()
         });

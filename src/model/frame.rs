@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 pub struct ConnectorHealth {
     /// The configured provider name.
     pub name: String,
-    /// The provider kind (`noojee`, `voicenter`, ..., or `demo`).
-    pub kind: String,
+    /// The provider kind (`noojee`, `voicenter`, ..., or `demo`). Not `kind`: in a delta this
+    /// object sits beside the change's own `kind` tag, and a reader that keeps the last of two
+    /// equal keys (JavaScript's `JSON.parse`) would lose the tag.
+    pub provider_kind: String,
     /// `starting`, `preparing`, `ready`, `degraded` or `down`.
     pub state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -36,7 +36,7 @@ const ALL_ACTIONS: [Action; 12] = [
 pub async fn feed_hub(name: String, mut events: mpsc::Receiver<Vec<Event>>, hub: Hub, faults: Arc<Faults>) {
     let mut health = ConnectorHealth {
         name,
-        kind: "demo".into(),
+        provider_kind: "demo".into(),
         state: "ready".into(),
         capabilities: ALL_ACTIONS.to_vec(),
         ..ConnectorHealth::default()

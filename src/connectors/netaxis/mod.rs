@@ -207,7 +207,7 @@ impl NetaxisConnector {
         let users = config.users();
         let health = ConnectorHealth {
             name: name.to_owned(),
-            kind: "netaxis".into(),
+            provider_kind: "netaxis".into(),
             state: "starting".into(),
             capabilities: CAPABILITIES.to_vec(),
             ..ConnectorHealth::default()

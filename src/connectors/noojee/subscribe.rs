@@ -68,7 +68,7 @@ impl Subscriber {
         let time_zone = jiff::tz::TimeZone::get(&config.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
         let health = ConnectorHealth {
             name: name.to_owned(),
-            kind: "noojee".into(),
+            provider_kind: "noojee".into(),
             state: "starting".into(),
             capabilities: super::CAPABILITIES.to_vec(),
             ..Default::default()

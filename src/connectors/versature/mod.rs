@@ -197,7 +197,7 @@ impl VersatureConnector {
         let capabilities = if api.is_some() { CAPABILITIES.to_vec() } else { Vec::new() };
         let health = ConnectorHealth {
             name: name.to_owned(),
-            kind: "versature".into(),
+            provider_kind: "versature".into(),
             state: "starting".into(),
             last_event_at: None,
             events: 0,

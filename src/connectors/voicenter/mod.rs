@@ -231,7 +231,7 @@ impl VoicenterConnector {
         let counters = Arc::new(Counters::default());
         let health = ConnectorHealth {
             name: name.to_owned(),
-            kind: "voicenter".into(),
+            provider_kind: "voicenter".into(),
             state: "starting".into(),
             ..Default::default()
         };

@@ -187,7 +187,7 @@ impl VoipNowConnector {
         let capabilities = if uapi.is_some() { uapi::CAPABILITIES.to_vec() } else { Vec::new() };
         let health = ConnectorHealth {
             name: name.to_owned(),
-            kind: "voipnow".into(),
+            provider_kind: "voipnow".into(),
             state: "ready".into(),
             capabilities: capabilities.clone(),
             ..Default::default()
