@@ -59,6 +59,63 @@ test("the badge shows reconnecting while the server is down and recovers", async
   expect(unexpected).toEqual([]);
 });
 
+/** Counts the websockets the page opens (and their URLs), from before the app loads. */
+async function countOpenedSockets(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const w = window as any;
+    w.__opened = [];
+    const Native = window.WebSocket;
+    w.WebSocket = class extends Native {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        this.addEventListener("open", () => w.__opened.push(String(url)));
+      }
+    };
+  });
+}
+
+const opened = (page: Page): Promise<string[]> => page.evaluate(() => (window as any).__opened);
+
+/** What the browser says when a tab is hidden or shown again. */
+async function showTab(page: Page, state: "hidden" | "visible"): Promise<void> {
+  await page.evaluate((state) => {
+    Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  }, state);
+}
+
+test("a tab shown again resumes from its last delta, once however often it was shown", async ({ page }) => {
+  await countOpenedSockets(page);
+  await page.goto(server.url + "/");
+  const badge = page.locator("[data-connection]");
+  await expect(badge).toHaveAttribute("data-connection", "connected");
+  await expect.poll(async () => (await opened(page)).length).toBe(1);
+
+  // Shown again: a new socket resumes after the last delta, on the same server's numbering.
+  await showTab(page, "hidden");
+  await showTab(page, "visible");
+  await expect.poll(async () => (await opened(page)).length).toBe(2);
+  expect((await opened(page))[1]).toMatch(/\/ws\?since=\d+&epoch=\d+$/);
+  await expect(badge).toHaveAttribute("data-connection", "connected");
+
+  // Shown five times while the server is away: each is an attempt at once, and none is left
+  // over to make the socket that finally opens reconnect again.
+  expect(await server.stop()).toBe(0);
+  await expect(badge).toHaveAttribute("data-connection", "reconnecting");
+  for (let i = 0; i < 5; i++) {
+    await showTab(page, "hidden");
+    await showTab(page, "visible");
+  }
+  await server.start();
+  // By now the backoff is 5 to 10 s; a tab shown again does not wait it out.
+  await showTab(page, "hidden");
+  await showTab(page, "visible");
+  await expect(badge).toHaveAttribute("data-connection", "connected", { timeout: 4_000 });
+  await page.waitForTimeout(2_000);
+  expect((await opened(page)).length).toBe(3);
+  await expect(page.locator("[data-extension]").first()).toBeVisible();
+});
+
 test("the favicon and health endpoint are served", async ({ request }) => {
   expect((await request.get(server.url + "/favicon.ico")).status()).toBe(200);
   expect((await request.get(server.url + "/favicon.svg")).status()).toBe(200);

@@ -120,13 +120,15 @@ mod browser {
     }
 
     /// Wakes the link when a hidden tab becomes visible: timers were throttled while hidden,
-    /// so resume rather than trust the socket.
-    fn watch_visibility(wake: mpsc::UnboundedSender<()>) {
+    /// so resume rather than trust the socket. One wake is kept at most: however often the tab
+    /// was shown while the link was down, one resume answers them all.
+    fn watch_visibility(mut wake: mpsc::Sender<()>) {
         let Some(document) = web_sys::window().and_then(|window| window.document()) else { return };
         let watched = document.clone();
         let listener = Closure::<dyn FnMut()>::new(move || {
             if watched.visibility_state() == web_sys::VisibilityState::Visible {
-                let _ = wake.unbounded_send(());
+                // Full means a wake is already waiting: that one will do.
+                let _ = wake.try_send(());
             }
         });
         let _ = document.add_event_listener_with_callback("visibilitychange", listener.as_ref().unchecked_ref());
@@ -136,8 +138,10 @@ mod browser {
 
     /// Runs for the life of the page: one websocket at a time, resumed from the last `seq`.
     pub async fn run(connection: Connection, store: LiveStore) {
-        let (wake, mut woken) = mpsc::unbounded::<()>();
-        watch_visibility(wake);
+        let (wake, mut woken) = mpsc::channel::<()>(0);
+        // Held here too, so `woken` never ends (which would read as a wake on every poll) even
+        // on a page that gives the listener no document to watch.
+        watch_visibility(wake.clone());
         let mut attempt = 0u32;
         loop {
             let ended = match ws_url(&store.resume_query()).map(|url| WebSocket::open(&url)) {
@@ -151,7 +155,9 @@ mod browser {
                     ConnectionStatus::Offline
                 });
                 attempt += 1;
-                gloo_timers::future::TimeoutFuture::new(backoff_ms(attempt, js_sys::Math::random())).await;
+                // Someone looking at the tab again is worth an attempt now, not after the backoff.
+                let backoff = gloo_timers::future::TimeoutFuture::new(backoff_ms(attempt, js_sys::Math::random()));
+                let _ = select(backoff, woken.next()).await;
             }
         }
     }
@@ -160,7 +166,7 @@ mod browser {
         socket: WebSocket,
         connection: &Connection,
         store: &LiveStore,
-        woken: &mut mpsc::UnboundedReceiver<()>,
+        woken: &mut mpsc::Receiver<()>,
         attempt: &mut u32,
     ) -> Ended {
         // Resolves once the socket is open or has failed (gloo wakes it on both). An up-to-date
@@ -172,6 +178,8 @@ mod browser {
         }
         connection.status.set(ConnectionStatus::Connected);
         *attempt = 0;
+        // This socket is itself a resume: a wake from before it opened has been answered.
+        while woken.try_recv().is_ok() {}
         let (_write, mut read) = socket.split();
         // Frames read but not yet shown, with the browser time each arrived; shown together
         // when `render` fires (see `render_delay_ms`).
