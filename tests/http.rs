@@ -207,7 +207,8 @@ async fn commands_never_report_success_that_did_not_happen() {
     assert!(body["error"].as_str().unwrap().contains("explode"), "{body}");
 }
 
-/// A connector that hangs up but refuses to hang up call `no`: the router's view of a provider.
+/// A connector that dials and hangs up but refuses to hang up call `no`: the router's view of
+/// a provider.
 struct Switchboard;
 
 impl callboard::connectors::Connector for Switchboard {
@@ -215,13 +216,16 @@ impl callboard::connectors::Connector for Switchboard {
         "pbx"
     }
     fn capabilities(&self) -> &[callboard::model::Action] {
-        &[callboard::model::Action::Hangup]
+        &[callboard::model::Action::Hangup, callboard::model::Action::Dial]
     }
     fn control(
         &self,
         command: callboard::model::Command,
     ) -> futures::future::BoxFuture<'static, Result<String, callboard::connectors::CommandError>> {
         Box::pin(async move {
+            if let Some(number) = command.number {
+                return Ok(format!("dialling {number}"));
+            }
             match command.call.as_ref().map(|call| call.native().to_owned()).as_deref() {
                 Some("no") => Err(callboard::connectors::CommandError::Refused("Channel not found".into())),
                 _ => Ok("Channel Hungup".into()),
@@ -256,6 +260,14 @@ async fn commands_are_routed_by_provider_and_capability() {
     let (status, body) = send(r#"{"action":"hold","call":"pbx/a/yes"}"#).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["error"].as_str().unwrap().contains("does not allow"), "{body}");
+    // The provider gets a number's digits, however a person or a contact list wrote it.
+    let (status, body) = send(r#"{"action":"dial","extension":"pbx/a/201","number":"(02) 9999-5678"}"#).await;
+    assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("dialling 0299995678")));
+    let (status, body) = send(r#"{"action":"dial","extension":"pbx/a/201","number":"call Ann"}"#).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("\"call Ann\" is not a number to dial"))
+    );
 }
 
 #[tokio::test]

@@ -2,18 +2,18 @@
 
 use crate::model::{Action, AgentStatus, BreakReason, Direction, EndCause, LegState, Party, RecordingState};
 
-/// A phone number grouped for reading: Australian numbers in their usual blocks, others as
-/// given.
+/// A phone number grouped for reading: Australian numbers, however written (`0299990000`,
+/// `+61 2 9999 0000`), in their usual international blocks, so one caller always reads the
+/// same; others as given.
 pub fn phone_number(number: &str) -> String {
-    let digits: String = number.chars().filter(|c| c.is_ascii_digit()).collect();
-    if let Some(rest) = number.strip_prefix("+61").map(|_| &digits[2..]) {
-        return match rest.len() {
-            9 if rest.starts_with('4') => format!("+61 {} {} {}", &rest[..3], &rest[3..6], &rest[6..]),
-            9 => format!("+61 {} {} {}", &rest[..1], &rest[1..5], &rest[5..]),
-            _ => number.to_owned(),
-        };
+    let international = crate::model::e164(number).unwrap_or_default();
+    match international.strip_prefix("+61") {
+        Some(rest) if rest.len() == 9 && rest.starts_with('4') => {
+            format!("+61 {} {} {}", &rest[..3], &rest[3..6], &rest[6..])
+        }
+        Some(rest) if rest.len() == 9 => format!("+61 {} {} {}", &rest[..1], &rest[1..5], &rest[5..]),
+        _ => number.to_owned(),
     }
-    number.to_owned()
 }
 
 /// The other party as one short line: name when known, else the number.
@@ -137,6 +137,11 @@ mod tests {
         assert_eq!(phone_number("+61299990000"), "+61 2 9999 0000");
         assert_eq!(phone_number("+61412345678"), "+61 412 345 678");
         assert_eq!(phone_number("201"), "201");
+        assert_eq!(phone_number("0299990077"), "+61 2 9999 0077");
+        assert_eq!(phone_number("02 9999 5678"), "+61 2 9999 5678");
+        assert_eq!(phone_number("0412 345 678"), "+61 412 345 678");
+        assert_eq!(phone_number("+1 212 555 0100"), "+1 212 555 0100");
+        assert_eq!(phone_number("+6129999"), "+6129999");
     }
 
     #[test]

@@ -20,6 +20,25 @@ pub fn e164(number: &str) -> Option<String> {
     (8..=15).contains(&international.len()).then(|| format!("+{international}"))
 }
 
+/// The number as a PBX dials it: its digits (after a leading `+`, with `*` and `#` for feature
+/// codes) without the spaces, dashes, dots and brackets people write between them, and without
+/// the `(0)` of `+61 (0)2 ...`. `None` when anything else is left, or no digit.
+pub fn dialable(number: &str) -> Option<String> {
+    let trimmed = number.trim();
+    let (mut dial, rest) = match trimmed.strip_prefix('+') {
+        Some(rest) => (String::from("+"), rest.replacen("(0)", "", 1)),
+        None => (String::new(), trimmed.to_owned()),
+    };
+    for c in rest.chars() {
+        match c {
+            '0'..='9' | '*' | '#' => dial.push(c),
+            ' ' | '\u{a0}' | '-' | '.' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    dial.chars().any(|c| c.is_ascii_digit()).then_some(dial)
+}
+
 /// Someone in the contact list, looked up by number for the screen pop and dialled from the
 /// desk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,5 +63,18 @@ mod tests {
         assert_eq!(e164("0011 44 20 7946 0000").as_deref(), Some("+442079460000"));
         assert_eq!(e164("201"), None);
         assert_eq!(e164("1234567"), None);
+    }
+
+    #[test]
+    fn numbers_are_dialled_without_what_people_write_between_digits() {
+        assert_eq!(dialable("02 9999 5678").as_deref(), Some("0299995678"));
+        assert_eq!(dialable(" (02) 9999-5678 ").as_deref(), Some("0299995678"));
+        assert_eq!(dialable("+61 (0)2 9999.5678").as_deref(), Some("+61299995678"));
+        assert_eq!(dialable("201").as_deref(), Some("201"));
+        assert_eq!(dialable("*97").as_deref(), Some("*97"));
+        assert_eq!(dialable("0299995678 ext 12"), None);
+        assert_eq!(dialable("++61299995678"), None);
+        assert_eq!(dialable("- ( )"), None);
+        assert_eq!(dialable(""), None);
     }
 }

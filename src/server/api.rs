@@ -101,7 +101,13 @@ async fn command(
     State(state): State<AppState>,
     body: Result<Json<Command>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(command) = body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let Json(mut command) = body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    // A contact's "02 9999 5678" is dialled as 0299995678: PBXs take digits, people write blocks.
+    if let Some(number) = &command.number {
+        let dial = crate::model::phone::dialable(number)
+            .ok_or_else(|| ApiError::BadRequest(format!("{number:?} is not a number to dial")))?;
+        command.number = Some(dial);
+    }
     let provider = command
         .call
         .as_ref()

@@ -1,0 +1,115 @@
+// The agent desk driven only through its own controls, as an agent works: the dial pad, the
+// contact editor and CSV import, calling a contact, hold and resume, a blind transfer from the
+// screen pop, and calling back an abandoned caller from the queues screen.
+import { test, expect, Page } from "@playwright/test";
+import { CallboardServer } from "./server";
+
+let server: CallboardServer;
+
+test.beforeAll(async () => {
+  server = await CallboardServer.create();
+  await server.start();
+});
+
+test.afterAll(async () => {
+  await server.stop();
+});
+
+/** Opens the desk as a free agent's; returns that extension's id. */
+async function openDeskAsFreeAgent(page: Page): Promise<string> {
+  await page.goto(server.url + "/desk");
+  await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+  const snap = await (await page.request.get(server.url + "/api/v1/snapshot")).json();
+  const free = snap.extensions.find((e: any) => e.presence === "idle" && e.agent_status.status === "available");
+  expect(free, "some agent is free").toBeTruthy();
+  await page.locator("[data-extension-picker]").selectOption(free.id);
+  await expect(page.locator("[data-no-call]")).toBeVisible();
+  return free.id;
+}
+
+test("contacts are added, imported, called and deleted from the desk", async ({ page }) => {
+  await openDeskAsFreeAgent(page);
+  const contacts = page.locator("[data-contacts]");
+
+  await contacts.locator("[data-contact-name]").fill("Ada Lovelace");
+  await contacts.locator("[data-contact-number]").fill("+61 2 9999 1234");
+  await contacts.getByRole("button", { name: "Add" }).click();
+  await expect(contacts.locator("[data-contacts-message]")).toHaveText("Saved Ada Lovelace");
+  await expect(contacts.locator("[data-contact]", { hasText: "Ada Lovelace" })).toBeVisible();
+  await expect(contacts.locator("[data-contact-name]")).toHaveValue("");
+
+  await contacts.locator("summary").click();
+  await contacts.locator("[data-contact-csv]").fill("name,number,company\nGrace Hopper,02 9999 5678,Navy\nNobody,,\n");
+  await contacts.getByRole("button", { name: "Import" }).click();
+  await expect(contacts.locator("[data-contacts-message]")).toHaveText("Imported 1, skipped 1");
+  const grace = contacts.locator("[data-contact]", { hasText: "Grace Hopper" });
+  await expect(grace).toBeVisible();
+
+  // Calling a contact rings the agent's own phone first, and the pop names the contact.
+  await grace.getByRole("button", { name: "Call" }).click();
+  await expect(page.locator("[data-call]")).toBeVisible();
+  await expect(page.locator("[data-pop-party]")).toHaveText("Grace Hopper");
+  await page.locator("[data-action=hangup]").click();
+  await expect(page.locator("[data-no-call]")).toBeVisible();
+
+  await grace.getByRole("button", { name: "Delete" }).click();
+  await expect(grace).toHaveCount(0);
+  const stored = await (await page.request.get(server.url + "/api/v1/contacts")).json();
+  expect(stored.map((c: any) => c.name)).not.toContain("Grace Hopper");
+});
+
+test("the dial pad calls out; hold, resume and a blind transfer work from the pop", async ({ page }) => {
+  const extension = await openDeskAsFreeAgent(page);
+  await page.locator("[data-dial-number]").fill("0299990077");
+  await page.locator("[data-action=dial]").click();
+  await expect(page.locator("[data-call]")).toBeVisible();
+  await expect(page.locator("[data-pop-number]")).toHaveText("+61 2 9999 0077");
+
+  await page.locator("[data-action=answer]").click();
+  await expect(page.locator("[data-pop-state]")).not.toHaveText("Ringing");
+  await page.locator("[data-action=hold]").click();
+  await expect(page.locator("[data-pop-state]")).toHaveText("On hold");
+  await page.locator("[data-action=resume]").click();
+  await expect(page.locator("[data-pop-state]")).not.toHaveText("On hold");
+
+  // A blind transfer to a colleague's extension takes the call off this desk.
+  const snap = await (await page.request.get(server.url + "/api/v1/snapshot")).json();
+  const colleague = snap.extensions.find(
+    (e: any) => e.id !== extension && e.presence === "idle" && e.agent_status.status === "available",
+  );
+  expect(colleague, "a colleague is free").toBeTruthy();
+  await page.locator("[data-transfer-number]").fill(colleague.number);
+  await page.locator("[data-action=blind_transfer]").click();
+  await expect(page.locator("[data-progress]")).toHaveAttribute("data-progress", "done");
+  await expect(page.locator("[data-no-call]")).toBeVisible();
+  await expect.poll(async () => {
+    const after = await (await page.request.get(server.url + "/api/v1/snapshot")).json();
+    return after.calls.some((call: any) => call.legs.some((leg: any) => leg.extension === colleague.id && leg.state !== "ended"));
+  }).toBe(true);
+});
+
+test("an abandoned caller is called back from the queues screen, whose list stays open as calls come in", async ({ page }) => {
+  const extension = await openDeskAsFreeAgent(page);
+  await page.goto(server.url + "/queues");
+  await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+  // The demo abandons a share of its callers; wait for a queue with one.
+  const anyCallBack = page.locator("[data-action=call_back]");
+  await expect(anyCallBack.first()).toBeAttached({ timeout: 60_000 });
+  const id = await page.locator("[data-queue]", { has: anyCallBack }).first().getAttribute("data-queue");
+  const card = page.locator(`[data-queue="${id}"]`);
+  const list = card.locator("details");
+  await list.locator("summary").click();
+  await expect(list).toHaveJSProperty("open", true);
+
+  // The queue's counts move and its day is fetched again: the list the supervisor opened stays open.
+  const offered = await card.locator("[data-figure=offered]").textContent();
+  await expect.poll(() => card.locator("[data-figure=offered]").textContent(), { timeout: 60_000 }).not.toBe(offered);
+  await page.waitForTimeout(500);
+  await expect(list).toHaveJSProperty("open", true);
+
+  await list.locator("[data-action=call_back]").first().click();
+  await expect.poll(async () => {
+    const snap = await (await page.request.get(server.url + "/api/v1/snapshot")).json();
+    return snap.calls.some((call: any) => call.origin.kind === "click_to_call" && call.legs.some((leg: any) => leg.extension === extension));
+  }).toBe(true);
+});
