@@ -221,6 +221,15 @@ fn the_pbx_honours_commands_and_refuses_the_impossible() {
 
     refused(pbx.command(&command(Action::RecordPause, &call, None, None)), "not being recorded");
     pbx.command(&command(Action::RecordStart, &call, None, None)).unwrap();
+    // The leg says it is recorded, and which recording commands work now.
+    let started = Recording { state: RecordingState::Started, controls: vec![Action::RecordPause, Action::RecordStop] };
+    let recorded = step(&mut pbx, &mut all);
+    assert!(
+        recorded.iter().any(
+            |e| matches!(&e.kind, EventKind::Leg(leg) if leg.call == call && leg.recording.as_ref() == Some(&started))
+        ),
+        "{recorded:?}"
+    );
     refused(pbx.command(&command(Action::RecordStart, &call, None, None)), "already being recorded");
     pbx.command(&command(Action::RecordPause, &call, None, None)).unwrap();
     refused(pbx.command(&command(Action::RecordPause, &call, None, None)), "paused");

@@ -243,7 +243,7 @@ fn ScreenPop(
             <Show when=move || shown.get() && can(action)>
                 <button
                     type="button"
-                    data-action=format!("{action:?}").to_lowercase()
+                    data-action=action.as_str()
                     class="rounded bg-slate-700 px-3 py-1.5 text-sm hover:bg-slate-600 disabled:opacity-50"
                     disabled=move || matches!(progress.get(), Progress::Working(_))
                     on:click=move |_| act_on_call(action)

@@ -21,6 +21,27 @@ pub enum Action {
     RecordStop,
 }
 
+impl Action {
+    /// The name the API reads (`record_start`), which the desk's `data-action` hooks use too,
+    /// so a test or a script names a button as it names the command.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Dial => "dial",
+            Action::Answer => "answer",
+            Action::Hangup => "hangup",
+            Action::Hold => "hold",
+            Action::Resume => "resume",
+            Action::BlindTransfer => "blind_transfer",
+            Action::Consult => "consult",
+            Action::CompleteTransfer => "complete_transfer",
+            Action::RecordStart => "record_start",
+            Action::RecordPause => "record_pause",
+            Action::RecordResume => "record_resume",
+            Action::RecordStop => "record_stop",
+        }
+    }
+}
+
 /// The body of `POST /api/v1/commands`; which fields matter depends on the action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
@@ -33,4 +54,30 @@ pub struct Command {
     pub extension: Option<ExtensionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_is_named_as_the_api_reads_it() {
+        let all = [
+            Action::Dial,
+            Action::Answer,
+            Action::Hangup,
+            Action::Hold,
+            Action::Resume,
+            Action::BlindTransfer,
+            Action::Consult,
+            Action::CompleteTransfer,
+            Action::RecordStart,
+            Action::RecordPause,
+            Action::RecordResume,
+            Action::RecordStop,
+        ];
+        for action in all {
+            assert_eq!(serde_json::to_value(action).unwrap(), action.as_str());
+        }
+    }
 }

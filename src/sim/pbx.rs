@@ -13,7 +13,7 @@ use super::scenario::{slug, Scenario, Spread};
 use crate::model::{
     Action, AgentStatus, BreakReason, CallId, Command, Direction, EndCause, Event, EventKind, ExtensionId,
     ExtensionReport, HeldBy, LegId, LegReport, LegState, Origin, Party, QueueId, QueueOutcome, QueueSettings,
-    Timestamp,
+    RecordingState, Timestamp,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -966,7 +966,9 @@ impl Pbx {
             end_cause: sim_leg.end_cause,
             raw_cause: None,
             raw_state: format!("{:?}", sim_leg.state).to_lowercase(),
-            recording: None,
+            // An answered leg says how it is recorded, so the desk offers the controls that work.
+            recording: matches!(sim_leg.state, LegState::Active | LegState::Held)
+                .then(|| recording_report(record.recording)),
             revision: 0,
         };
         self.events.push(Event::new(&self.provider, &self.account, at, EventKind::Leg(report)));
@@ -1098,6 +1100,12 @@ impl Pbx {
                     return Err(format!("the call is {now}"));
                 }
                 self.call_mut(call).recording = to;
+                let live: Vec<usize> = (0..self.calls[&call].legs.len())
+                    .filter(|&leg| !self.calls[&call].legs[leg].state.is_ended())
+                    .collect();
+                for leg in live {
+                    self.emit_leg(call, leg);
+                }
                 Ok(done.into())
             }
         }
@@ -1171,6 +1179,16 @@ impl Pbx {
         }
         Ok(target)
     }
+}
+
+/// A call's recording as a leg reports it, with the recording commands the PBX takes now.
+fn recording_report(recording: Recording) -> crate::model::Recording {
+    let (state, controls) = match recording {
+        Recording::Off => (RecordingState::Off, vec![Action::RecordStart]),
+        Recording::On => (RecordingState::Started, vec![Action::RecordPause, Action::RecordStop]),
+        Recording::Paused => (RecordingState::Paused, vec![Action::RecordResume, Action::RecordStop]),
+    };
+    crate::model::Recording { state, controls }
 }
 
 fn break_name(reason: &BreakReason) -> &str {
