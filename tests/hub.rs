@@ -140,3 +140,24 @@ async fn restart_rebuilds_state_history_and_numbering() {
     // Numbering continues after the journal's last entry.
     assert_eq!(hub.submit(leg_event(7, LegState::Held, now)).await.unwrap(), Accepted::Applied(seq_before + 1));
 }
+
+#[tokio::test]
+async fn history_finds_a_caller_however_the_number_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, _shutdown) = start(&dir.path().join("hub.db")).await;
+    let now = callboard::hub::now_ms();
+    for i in 3..5 {
+        hub.submit(leg_event(i, LegState::Ringing, now)).await.unwrap();
+    }
+    let calls_with = |number: &str| {
+        let query = CallQuery { number: Some(number.into()), ..CallQuery::default() };
+        let store = store.clone();
+        async move { store.calls(&query).await.unwrap().into_iter().map(|call| call.id.to_string()).collect::<Vec<_>>() }
+    };
+    // Call c3's caller is +61400000003.
+    for spelling in ["+61400000003", "0400 000 003", "+61 400 000 003", "(04) 0000-0003"] {
+        assert_eq!(calls_with(spelling).await, vec!["p/a/c3".to_owned()], "{spelling}");
+    }
+    assert_eq!(calls_with("0400000005").await, Vec::<String>::new());
+    assert_eq!(calls_with("3").await, Vec::<String>::new());
+}

@@ -6,7 +6,7 @@
 pub mod contacts;
 mod secrets;
 
-use crate::model::{Call, Event, Timestamp};
+use crate::model::{e164, Call, Event, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::path::Path;
@@ -83,7 +83,7 @@ impl Store {
         }
         for chunk in calls.chunks(ROWS_PER_STATEMENT) {
             let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO calls (id, provider, started_at, ended_at, caller_number, call) ",
+                "INSERT INTO calls (id, provider, started_at, ended_at, caller_number, caller_e164, call) ",
             );
             upsert.push_values(chunk, |mut row, call| {
                 row.push_bind(call.id.as_str())
@@ -91,11 +91,12 @@ impl Store {
                     .push_bind(call.started_at)
                     .push_bind(call.ended_at)
                     .push_bind(call.caller.number.as_deref())
+                    .push_bind(call.caller.number.as_deref().and_then(e164))
                     .push_bind(serde_json::to_string(call).unwrap_or_default());
             });
             upsert.push(
                 " ON CONFLICT(id) DO UPDATE SET started_at = excluded.started_at, ended_at = excluded.ended_at,
-                 caller_number = excluded.caller_number, call = excluded.call",
+                 caller_number = excluded.caller_number, caller_e164 = excluded.caller_e164, call = excluded.call",
             );
             upsert.build().execute(&mut *transaction).await?;
         }
@@ -126,17 +127,21 @@ impl Store {
         Ok(seq.unwrap_or(0).max(0) as u64)
     }
 
-    /// Call history, newest first.
+    /// Call history, newest first. A `number` finds the calls with that caller however either
+    /// side wrote it, when it reads as E.164; otherwise (an extension) exactly as written.
     pub async fn calls(&self, query: &CallQuery) -> Result<Vec<Call>, StoreError> {
         let limit = query.limit.unwrap_or(100).min(MAX_CALLS_PER_QUERY);
+        let normal = query.number.as_deref().and_then(e164);
         let rows = sqlx::query(
-            "SELECT call FROM calls WHERE started_at >= ? AND started_at <= ? AND (? IS NULL OR caller_number = ?)
+            "SELECT call FROM calls WHERE started_at >= ? AND started_at <= ?
+             AND (? IS NULL OR caller_number = ? OR caller_e164 = ?)
              ORDER BY started_at DESC, id DESC LIMIT ?",
         )
         .bind(query.since.unwrap_or(i64::MIN))
         .bind(query.until.unwrap_or(i64::MAX))
         .bind(query.number.as_deref())
         .bind(query.number.as_deref())
+        .bind(normal)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
