@@ -22,6 +22,22 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order the API lists them.
+    pub const ALL: [Action; 12] = [
+        Action::Dial,
+        Action::Answer,
+        Action::Hangup,
+        Action::Hold,
+        Action::Resume,
+        Action::BlindTransfer,
+        Action::Consult,
+        Action::CompleteTransfer,
+        Action::RecordStart,
+        Action::RecordPause,
+        Action::RecordResume,
+        Action::RecordStop,
+    ];
+
     /// The name the API reads (`record_start`), which the desk's `data-action` hooks use too,
     /// so a test or a script names a button as it names the command.
     pub fn as_str(self) -> &'static str {
@@ -62,21 +78,7 @@ mod tests {
 
     #[test]
     fn an_action_is_named_as_the_api_reads_it() {
-        let all = [
-            Action::Dial,
-            Action::Answer,
-            Action::Hangup,
-            Action::Hold,
-            Action::Resume,
-            Action::BlindTransfer,
-            Action::Consult,
-            Action::CompleteTransfer,
-            Action::RecordStart,
-            Action::RecordPause,
-            Action::RecordResume,
-            Action::RecordStop,
-        ];
-        for action in all {
+        for action in Action::ALL {
             assert_eq!(serde_json::to_value(action).unwrap(), action.as_str());
         }
     }

@@ -14,22 +14,6 @@ use tokio::sync::mpsc;
 /// Health goes to browsers at most this often; it is a figure, not an event stream.
 const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Every action: the simulated PBX can do all of them (and refuses what makes no sense).
-const ALL_ACTIONS: [Action; 12] = [
-    Action::Dial,
-    Action::Answer,
-    Action::Hangup,
-    Action::Hold,
-    Action::Resume,
-    Action::BlindTransfer,
-    Action::Consult,
-    Action::CompleteTransfer,
-    Action::RecordStart,
-    Action::RecordPause,
-    Action::RecordResume,
-    Action::RecordStop,
-];
-
 /// Forwards the simulation's events to the hub (through the message faults, when any are set:
 /// duplicates and reordering only make sense here, as there is no resync to recover a drop),
 /// and keeps the connector's health current. Returns when the simulation stops.
@@ -38,7 +22,7 @@ pub async fn feed_hub(name: String, mut events: mpsc::Receiver<Vec<Event>>, hub:
         name,
         provider_kind: "demo".into(),
         state: "ready".into(),
-        capabilities: ALL_ACTIONS.to_vec(),
+        capabilities: Action::ALL.to_vec(),
         ..ConnectorHealth::default()
     };
     let _ = hub.report_health(health.clone()).await;
@@ -81,8 +65,9 @@ impl Connector for SimConnector {
         &self.name
     }
 
+    /// The simulated PBX can do every action (and refuses what makes no sense).
     fn capabilities(&self) -> &[Action] {
-        &ALL_ACTIONS
+        &Action::ALL
     }
 
     fn control(&self, command: Command) -> BoxFuture<'static, Result<String, CommandError>> {
