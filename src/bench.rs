@@ -557,11 +557,19 @@ struct FrameSizes {
 }
 
 impl FrameSizes {
-    /// Counts every frame waiting in `published`.
+    /// Counts every frame waiting in `published` (those it fell too far behind to keep are
+    /// skipped: the average only needs a sample).
     fn take(&mut self, published: &mut tokio::sync::broadcast::Receiver<crate::hub::Published>) {
-        while let Ok(frame) = published.try_recv() {
-            self.bytes += frame.text.len();
-            self.frames += 1;
+        use tokio::sync::broadcast::error::TryRecvError;
+        loop {
+            match published.try_recv() {
+                Ok(frame) => {
+                    self.bytes += frame.text.len();
+                    self.frames += 1;
+                }
+                Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            }
         }
     }
 
