@@ -34,6 +34,7 @@ async function openDeskAsFreeAgent(page: Page): Promise<string> {
   expect(free, "some agent is free").toBeTruthy();
   await page.locator("[data-extension-picker]").selectOption(free.id);
   await expect(page.locator("[data-no-call]")).toBeVisible();
+  await expect(page.locator("[data-agent-status]")).toHaveAttribute("data-agent-status", "available");
   return free.id;
 }
 
@@ -113,7 +114,9 @@ test("recording is started, paused, resumed and stopped, then a consulted collea
   await page.locator("[data-action=record_stop]").click();
   await expect(recording).toHaveCount(0);
 
-  // Consult: the colleague's phone rings on a second call, which the pop now shows.
+  // Consult: the colleague's phone rings on a second call, which the pop now shows. Completing
+  // is offered only while a consultation holds the first call.
+  await expect(page.locator("[data-action=complete_transfer]")).toHaveCount(0);
   const first = await page.locator("[data-call]").getAttribute("data-call");
   const colleague = (await freeAgents(page)).find((e: any) => e.id !== extension);
   expect(colleague, "a colleague is free").toBeTruthy();
@@ -128,6 +131,7 @@ test("recording is started, paused, resumed and stopped, then a consulted collea
     data: { action: "answer", call: consultation, extension: colleague.id },
   });
   expect(answered.status(), await answered.text()).toBe(200);
+  await expect(page.locator("[data-action=consult]")).toHaveCount(0);
   await page.locator("[data-action=complete_transfer]").click();
   await expect(page.locator("[data-progress]")).toHaveAttribute("data-progress", "done");
   await expect(page.locator("[data-no-call]")).toBeVisible();

@@ -47,13 +47,64 @@ test("wallboard tiles and summary agree with the snapshot", async ({ page }) => 
   await page.screenshot({ path: "test-results/screens/wallboard.png" });
 });
 
+/** Mean relative luminance (0 black, 1 white) of what the page shows, read from a screenshot. */
+async function shownLuminance(page: Page): Promise<number> {
+  const png = (await page.screenshot()).toString("base64");
+  return page.evaluate(async (png) => {
+    const image = new Image();
+    image.src = "data:image/png;base64," + png;
+    await image.decode();
+    const canvas = document.createElement("canvas");
+    [canvas.width, canvas.height] = [image.width, image.height];
+    const context = canvas.getContext("2d")!;
+    context.drawImage(image, 0, 0);
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+    const linear = (c: number) => ((c /= 255) <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      sum += 0.2126 * linear(data[i]) + 0.7152 * linear(data[i + 1]) + 0.0722 * linear(data[i + 2]);
+    }
+    return sum / (data.length / 4);
+  }, png);
+}
+
+/** WCAG contrast ratio between an element's text colour and the page's background. */
+async function textContrast(page: Page, selector: string): Promise<number> {
+  return page.evaluate((selector) => {
+    // A canvas turns any CSS colour (Tailwind's are oklch) into sRGB.
+    const context = document.createElement("canvas").getContext("2d", { willReadFrequently: true })!;
+    const luminance = (colour: string) => {
+      context.clearRect(0, 0, 1, 1);
+      context.fillStyle = colour;
+      context.fillRect(0, 0, 1, 1);
+      const [r, g, b] = context.getImageData(0, 0, 1, 1).data;
+      const linear = (c: number) => ((c /= 255) <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+    };
+    const text = luminance(getComputedStyle(document.querySelector(selector)!).color);
+    const page = luminance(getComputedStyle(document.querySelector("[data-theme]")!).backgroundColor);
+    return (Math.max(text, page) + 0.05) / (Math.min(text, page) + 0.05);
+  }, selector);
+}
+
 test("kiosk mode shows only the chosen queue's agents, without chrome", async ({ page }) => {
+  await page.setViewportSize({ width: 1920, height: 1080 });
   await page.goto(server.url + "/?kiosk&columns=8&queues=sales&theme=light");
   await expect(page.locator("header")).toBeHidden();
   const snap = await snapshot(page);
   const sales = snap.queues.find((queue: any) => queue.name === "Sales");
   await expect(page.locator("[data-extension]")).toHaveCount(sales.members.length);
   await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+  // Light from edge to edge, and the tiles' words still read: dark text on the light page.
+  expect(await shownLuminance(page)).toBeGreaterThan(0.6);
+  expect(await textContrast(page, "[data-extension] span")).toBeGreaterThan(7);
+  expect(await textContrast(page, "[data-tile-line]")).toBeGreaterThan(4.5);
+  await page.screenshot({ path: "test-results/screens/wallboard-light.png" });
+  // The same board without the theme is dark.
+  await page.goto(server.url + "/?kiosk&columns=8&queues=sales");
+  await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+  expect(await shownLuminance(page)).toBeLessThan(0.2);
+  expect(await textContrast(page, "[data-extension] span")).toBeGreaterThan(7);
 });
 
 test("queue cards show the snapshot's figures and explain them", async ({ page }) => {
@@ -124,6 +175,31 @@ test("the desk pops a ringing call within a second and answers and hangs up thro
   // The extension is remembered in this browser.
   await page.reload();
   await expect(page.locator("[data-extension-picker]")).toHaveValue(free.id);
+});
+
+test("the desk shows the agent's own status and time in it, so one on break sees why no call comes", async ({ page }) => {
+  await page.goto(server.url + "/desk");
+  await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+  // The demo's agents take breaks all day: wait for one.
+  let away: any;
+  await expect
+    .poll(async () => (away = (await snapshot(page)).extensions.find((e: any) => e.agent_status.status === "break")), {
+      timeout: 60_000,
+    })
+    .toBeTruthy();
+  await page.locator("[data-extension-picker]").selectOption(away.id);
+  const status = page.locator("[data-agent-status]");
+  // The agent may come back meanwhile: the desk follows the snapshot either way.
+  await expect
+    .poll(async () => {
+      const now = (await snapshot(page)).extensions.find((e: any) => e.id === away.id).agent_status;
+      const shown = await status.getAttribute("data-agent-status");
+      const text = (await status.textContent()) ?? "";
+      const reason = typeof now.detail === "string" ? now.detail[0].toUpperCase() + now.detail.slice(1) : now.detail?.other;
+      const expected = now.status === "break" ? `Break · ${reason}` : now.status === "available" ? "Available" : "Logged out";
+      return shown === now.status && text.startsWith(expected) && /\d+:\d\d$/.test(text);
+    })
+    .toBe(true);
 });
 
 test("through a real connector: the demo behind the simulated Noojee API, answered and hung up from the desk", async ({ page }) => {

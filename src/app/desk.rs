@@ -137,6 +137,7 @@ pub fn AgentDesk() -> impl IntoView {
                 </select>
             </label>
             <Show when=move || chosen.get().is_some()>
+                <MyStatus chosen/>
                 {move || match call.get() {
                     Some(call) => view! { <ScreenPop call chosen act_on_call run progress/> }.into_any(),
                     None => view! { <p class="mt-4 text-slate-400" data-no-call="">"No call at this extension."</p> }.into_any(),
@@ -146,6 +147,26 @@ pub fn AgentDesk() -> impl IntoView {
                 <Contacts chosen run/>
             </Show>
         </section>
+    }
+}
+
+/// The agent's own status and time in it, as the wallboard shows it: an agent on break or
+/// logged out sees why no call comes.
+#[component]
+fn MyStatus(chosen: RwSignal<Option<ExtensionId>>) -> impl IntoView {
+    let store = expect_context::<LiveStore>();
+    let clock = expect_context::<Clock>();
+    let extension = move || chosen.get().and_then(|id| store.extensions.with(|map| map.get(&id).copied()));
+    let status = move || extension().map(|extension| extension.with(|e| e.agent_status.clone()));
+    let since = move || {
+        let since = extension()?.with(|e| e.status_since);
+        Some(duration_text(clock.now.get() - since))
+    };
+    view! {
+        <p class="mt-2 text-sm text-slate-300" data-agent-status=move || status().map(|status| status.as_str())>
+            {move || status().map(|status| format::agent_status(&status))}
+            <span class="ml-2 tabular-nums text-slate-400">{since}</span>
+        </p>
     }
 }
 
@@ -257,6 +278,17 @@ fn ScreenPop(
         move |states: &'static [LegState]| Signal::derive(move || my_leg_state().is_some_and(|s| states.contains(&s)));
     let live = Signal::derive(move || call.with(|call| call.ended_at.is_none()));
     let answered = state_is(&[LegState::Active, LegState::Held]);
+    // Consulting: this call is up while another of the agent's calls waits on hold. Then the
+    // transfer row offers to complete the transfer, and nothing else.
+    let consulting = Signal::derive(move || {
+        let Some(me) = chosen.get() else { return false };
+        store.calls_at(&me).into_iter().filter(|other| *other != call).any(|other| {
+            other.with(|other| {
+                other.ended_at.is_none()
+                    && other.legs.iter().any(|leg| leg.extension.as_ref() == Some(&me) && leg.state == LegState::Held)
+            })
+        })
+    });
     view! {
         <div data-call=id.to_string() class="mt-4 rounded-lg border border-amber-400/60 bg-slate-900 p-4">
             <div class="flex items-baseline justify-between">
@@ -296,7 +328,7 @@ fn ScreenPop(
                 {button(Action::RecordResume, "Resume recording", state_is(&[LegState::Active, LegState::Held]))}
                 {button(Action::RecordStop, "Stop recording", state_is(&[LegState::Active, LegState::Held]))}
             </div>
-            <Show when=move || answered.get() && [Action::BlindTransfer, Action::Consult].iter().any(|action| can(*action))>
+            <Show when=move || answered.get() && !consulting.get() && [Action::BlindTransfer, Action::Consult].iter().any(|action| can(*action))>
                 <div class="mt-3 flex flex-wrap items-center gap-2">
                     <input
                         data-transfer-number=""
@@ -311,9 +343,12 @@ fn ScreenPop(
                     <Show when=move || can(Action::Consult)>
                         <button type="button" data-action="consult" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::Consult)>"Consult"</button>
                     </Show>
-                    <Show when=move || can(Action::CompleteTransfer)>
-                        <button type="button" data-action="complete_transfer" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::CompleteTransfer)>"Complete transfer"</button>
-                    </Show>
+                </div>
+            </Show>
+            <Show when=move || answered.get() && consulting.get() && can(Action::CompleteTransfer)>
+                <div class="mt-3 flex flex-wrap items-center gap-2">
+                    <span class="text-sm text-slate-300">"Your other call is on hold."</span>
+                    <button type="button" data-action="complete_transfer" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::CompleteTransfer)>"Complete transfer"</button>
                 </div>
             </Show>
             <div class="mt-3 text-sm" data-previous-calls="">

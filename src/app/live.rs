@@ -63,6 +63,13 @@ impl LiveStore {
         Signal::derive(move || slot.get().and_then(|id| calls.with_untracked(|calls| calls.get(&id).copied())))
     }
 
+    /// Every call with a live leg at `extension` now (the desk looks for the one the agent put
+    /// on hold to consult). Not tracked itself: read it again when the current call changes.
+    pub fn calls_at(&self, extension: &ExtensionId) -> Vec<RwSignal<Call>> {
+        let ids = self.calls_at.with_value(|at| at.get(extension).cloned()).unwrap_or_default();
+        self.calls.with_untracked(|calls| ids.iter().filter_map(|id| calls.get(id).copied()).collect())
+    }
+
     fn current_slot(&self, extension: &ExtensionId) -> ArcRwSignal<Option<CallId>> {
         if let Some(slot) = self.current.with_value(|slots| slots.get(extension).cloned()) {
             return slot;

@@ -52,16 +52,29 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/callboard.css"/>
         <Title text="Callboard"/>
         <Router>
-            <TopBar/>
-            <main class="p-4">
-                <Routes fallback=|| view! { <p class="text-slate-400">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=wallboard::Wallboard/>
-                    <Route path=StaticSegment("queues") view=queues::Queues/>
-                    <Route path=StaticSegment("desk") view=desk::AgentDesk/>
-                </Routes>
-            </main>
+            <Themed>
+                <TopBar/>
+                <main class="p-4">
+                    <Routes fallback=|| view! { <p class="text-slate-400">"Page not found."</p> }>
+                        <Route path=StaticSegment("") view=wallboard::Wallboard/>
+                        <Route path=StaticSegment("queues") view=queues::Queues/>
+                        <Route path=StaticSegment("desk") view=desk::AgentDesk/>
+                    </Routes>
+                </main>
+            </Themed>
         </Router>
     }
+}
+
+/// The page's colours: dark by default, light with `?theme=light` (a wall in a bright room). The
+/// light palette is the dark one swapped shade for shade (style/tailwind.css), and the page
+/// fills the screen, so no dark edge is left around a light board.
+#[component]
+fn Themed(children: Children) -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let theme =
+        move || query.with(|query| if query.get("theme").as_deref() == Some("light") { "light" } else { "dark" });
+    view! { <div data-theme=theme class="min-h-screen bg-slate-950 text-slate-100">{children()}</div> }
 }
 
 /// Navigation between the screens, and the connection badge always in sight; hidden in kiosk

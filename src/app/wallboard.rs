@@ -1,7 +1,8 @@
 //! What a wall TV shows all day: a summary strip of the queues and a tile per extension.
 //!
 //! Kiosk mode comes from the URL (`?kiosk&columns=8&queues=sales,support&theme=light`): no
-//! chrome, a fixed number of columns, only the chosen queues and their members, a light theme.
+//! chrome, a fixed number of columns, only the chosen queues and their members, and the app's
+//! light theme (see `Themed`).
 
 use super::clock::{duration_text, Clock};
 use super::format;
@@ -69,9 +70,8 @@ pub fn Wallboard() -> impl IntoView {
             None => "grid-template-columns: repeat(auto-fill, minmax(10rem, 1fr))".to_owned(),
         }
     };
-    let light = move || query.with(|query| query.get("theme").as_deref() == Some("light"));
     view! {
-        <section data-page="wallboard" class=move || if light() { "invert hue-rotate-180" } else { "" }>
+        <section data-page="wallboard">
             <h1 class="sr-only">"Wallboard"</h1>
             <SummaryStrip queues=chosen_queues/>
             <Show when=move || store.extensions.with(|map| map.is_empty())>

@@ -28,6 +28,19 @@ pub enum AgentStatus {
     Unknown,
 }
 
+impl AgentStatus {
+    /// The status without its detail, named as its JSON `status` tag is: the value of the desk's
+    /// `data-agent-status` hook.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AgentStatus::Available => "available",
+            AgentStatus::LoggedOut => "logged_out",
+            AgentStatus::Break(_) => "break",
+            AgentStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a tile's colour means, derived from the extension's live legs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -76,4 +89,23 @@ pub struct Extension {
     pub last_answered_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_hangup_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_named_as_its_json_tag() {
+        let statuses = [
+            AgentStatus::Available,
+            AgentStatus::LoggedOut,
+            AgentStatus::Break(BreakReason::Lunch),
+            AgentStatus::Break(BreakReason::Other("Coaching".into())),
+            AgentStatus::Unknown,
+        ];
+        for status in statuses {
+            assert_eq!(serde_json::to_value(&status).unwrap()["status"], status.as_str());
+        }
+    }
 }
