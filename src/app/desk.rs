@@ -89,26 +89,6 @@ pub fn AgentDesk() -> impl IntoView {
         let id = call.with_untracked(|call| call.id.clone());
         run(Command { action, call: Some(id), leg: None, extension: Some(extension), number: None });
     };
-    // Keyboard: `a` answers, `h` hangs up, unless the agent is typing.
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsCast;
-        let handle = window_event_listener(leptos::ev::keydown, move |event| {
-            let typing = event
-                .target()
-                .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
-                .is_some_and(|element| matches!(element.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"));
-            if typing || event.ctrl_key() || event.meta_key() || event.alt_key() {
-                return;
-            }
-            match event.key().as_str() {
-                "a" => act_on_call(Action::Answer),
-                "h" => act_on_call(Action::Hangup),
-                _ => {}
-            }
-        });
-        on_cleanup(move || handle.remove());
-    }
     view! {
         <section data-page="desk" class="mx-auto max-w-3xl">
             <h1 class="text-xl font-semibold">"Agent desk"</h1>
@@ -278,6 +258,31 @@ fn ScreenPop(
         move |states: &'static [LegState]| Signal::derive(move || my_leg_state().is_some_and(|s| states.contains(&s)));
     let live = Signal::derive(move || call.with(|call| call.ended_at.is_none()));
     let answered = state_is(&[LegState::Active, LegState::Held]);
+    let ringing = state_is(&[LegState::Ringing]);
+    // Keyboard: `a` answers, `h` hangs up, when that button is offered and enabled and the agent
+    // is not typing; a stray key on a call already answered sends nothing.
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let handle = window_event_listener(leptos::ev::keydown, move |event| {
+            let typing = event
+                .target()
+                .and_then(|target| target.dyn_into::<web_sys::Element>().ok())
+                .is_some_and(|element| matches!(element.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"));
+            if typing || event.ctrl_key() || event.meta_key() || event.alt_key() {
+                return;
+            }
+            let busy = matches!(progress.get_untracked(), Progress::Working(_));
+            let offered =
+                |action: Action, shown: Signal<bool>| !busy && shown.get_untracked() && untrack(|| can(action));
+            match event.key().as_str() {
+                "a" if offered(Action::Answer, ringing) => act_on_call(Action::Answer),
+                "h" if offered(Action::Hangup, live) => act_on_call(Action::Hangup),
+                _ => {}
+            }
+        });
+        on_cleanup(move || handle.remove());
+    }
     // Consulting: this call is up while another of the agent's calls waits on hold. Then the
     // transfer row offers to complete the transfer, and nothing else.
     let consulting = Signal::derive(move || {
@@ -319,7 +324,7 @@ fn ScreenPop(
                 </div>
             </div>
             <div class="mt-3 flex flex-wrap gap-2">
-                {button(Action::Answer, "Answer (a)", state_is(&[LegState::Ringing]))}
+                {button(Action::Answer, "Answer (a)", ringing)}
                 {button(Action::Hangup, "Hang up (h)", live)}
                 {button(Action::Hold, "Hold", state_is(&[LegState::Active]))}
                 {button(Action::Resume, "Resume", state_is(&[LegState::Held]))}
