@@ -100,9 +100,13 @@ test("kiosk mode shows only the chosen queue's agents, without chrome", async ({
   expect(await textContrast(page, "[data-extension] span")).toBeGreaterThan(7);
   expect(await textContrast(page, "[data-tile-line]")).toBeGreaterThan(4.5);
   await page.screenshot({ path: "test-results/screens/wallboard-light.png" });
-  // The same board without the theme is dark.
-  await page.goto(server.url + "/?kiosk&columns=8&queues=sales");
+  await expect(page.locator("[data-unknown-queues]")).toHaveCount(0);
+  // The same board without the theme is dark; a queue name mistyped in the URL is pointed out.
+  await page.goto(server.url + "/?kiosk&columns=8&queues=sales,salse");
   await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+  await expect(page.locator("[data-unknown-queues]")).toContainText("No queue named “salse”. Queues here:");
+  await expect(page.locator("[data-unknown-queues]")).toContainText("Sales");
+  await expect(page.locator("[data-extension]")).toHaveCount(sales.members.length);
   expect(await shownLuminance(page)).toBeLessThan(0.2);
   expect(await textContrast(page, "[data-extension] span")).toBeGreaterThan(7);
 });

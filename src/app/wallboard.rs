@@ -54,6 +54,26 @@ pub fn Wallboard() -> impl IntoView {
                 .collect::<BTreeSet<_>>()
         })
     });
+    // A kiosk URL naming a queue that does not exist would show an empty board all day: say so.
+    let unknown = Memo::new(move |_| {
+        let filter = filter.get()?;
+        store.queues.with(|queues| {
+            let queues: Vec<(String, String)> = queues
+                .values()
+                .map(|queue| queue.with_untracked(|queue| (queue.id.native().to_lowercase(), queue.name.clone())))
+                .collect();
+            let missing: Vec<String> = filter
+                .iter()
+                .filter(|name| !queues.iter().any(|(id, queue)| id == *name || queue.to_lowercase() == **name))
+                .map(|name| format!("“{name}”"))
+                .collect();
+            if queues.is_empty() || missing.is_empty() {
+                return None;
+            }
+            let known: Vec<&str> = queues.iter().map(|(_, name)| name.as_str()).collect();
+            Some(format!("No queue named {}. Queues here: {}.", missing.join(", "), known.join(", ")))
+        })
+    });
     let tiles = move || {
         let members = members.get();
         store.extensions.with(|map| {
@@ -73,6 +93,7 @@ pub fn Wallboard() -> impl IntoView {
     view! {
         <section data-page="wallboard">
             <h1 class="sr-only">"Wallboard"</h1>
+            {move || unknown.get().map(|words| view! { <p class="mb-2 text-amber-300" data-unknown-queues="">{words}</p> })}
             <SummaryStrip queues=chosen_queues/>
             <Show when=move || store.extensions.with(|map| map.is_empty())>
                 <p class="text-slate-400">"No extensions yet: waiting for the first event from a provider."</p>
