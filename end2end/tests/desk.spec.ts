@@ -70,6 +70,8 @@ test("contacts are added, imported, called and deleted from the desk", async ({ 
 });
 
 test("the dial pad calls out; hold, resume and a blind transfer work from the pop", async ({ page }) => {
+  // A desk kept in a narrow window beside the agent's other work.
+  await page.setViewportSize({ width: 480, height: 900 });
   const extension = await openDeskAsFreeAgent(page);
   await page.locator("[data-dial-number]").fill("0299990077");
   await page.locator("[data-action=dial]").click();
@@ -82,6 +84,8 @@ test("the dial pad calls out; hold, resume and a blind transfer work from the po
   await expect(page.locator("[data-pop-state]")).toHaveText("On hold");
   await page.locator("[data-action=resume]").click();
   await expect(page.locator("[data-pop-state]")).not.toHaveText("On hold");
+  // Everything fits the narrow window: nothing to scroll sideways for.
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(480);
 
   // A blind transfer to a colleague's extension takes the call off this desk.
   const colleague = (await freeAgents(page)).find((e: any) => e.id !== extension);

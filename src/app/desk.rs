@@ -455,7 +455,7 @@ fn Contacts(
             run(Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(to) });
         }
     };
-    let input = "rounded bg-slate-800 px-2 py-1";
+    let input = "min-w-0 rounded bg-slate-800 px-2 py-1";
     view! {
         <section class="mt-6" data-contacts="">
             <h2 class="text-lg font-semibold">"Contacts"</h2>
@@ -506,7 +506,7 @@ fn DialPad(
         <form class="mt-4 flex gap-2" on:submit=move |event| { event.prevent_default(); dial(); }>
             <input
                 data-dial-number=""
-                class="rounded bg-slate-800 px-2 py-1 tabular-nums"
+                class="min-w-0 rounded bg-slate-800 px-2 py-1 tabular-nums"
                 placeholder="Number to call"
                 prop:value=move || number.get()
                 on:input=move |event| number.set(event_target_value(&event))

@@ -83,9 +83,9 @@ fn Themed(children: Children) -> impl IntoView {
 fn TopBar() -> impl IntoView {
     let query = leptos_router::hooks::use_query_map();
     let kiosk = move || query.with(|query| query.get("kiosk").is_some());
-    let link = "rounded px-3 py-1.5 text-slate-300 hover:bg-slate-800 hover:text-white aria-[current=page]:bg-slate-800 aria-[current=page]:text-white";
+    let link = "whitespace-nowrap rounded px-3 py-1.5 text-slate-300 hover:bg-slate-800 hover:text-white aria-[current=page]:bg-slate-800 aria-[current=page]:text-white";
     view! {
-        <header class=move || if kiosk() { "hidden" } else { "flex items-center gap-4 border-b border-slate-800 bg-slate-900 px-4 py-2" }>
+        <header class=move || if kiosk() { "hidden" } else { "flex flex-wrap items-center gap-x-4 gap-y-1 border-b border-slate-800 bg-slate-900 px-4 py-2" }>
             <span class="flex items-center gap-2 font-semibold tracking-tight text-white">
                 <img src="/favicon.svg" alt="" class="h-6 w-6"/>
                 "Callboard"
