@@ -132,6 +132,19 @@ test("queue cards show the snapshot's figures and explain them", async ({ page }
     .toEqual([]);
   const card = page.locator("[data-queue]").first();
   await expect(card.locator("[data-chart] svg rect").first()).toBeAttached();
+  // Each bar sits at its hour on the queue's clock, with its figures on hover.
+  const today = server.url + "/api/v1/queues/today?queue=" + encodeURIComponent((await card.getAttribute("data-queue"))!);
+  await expect
+    .poll(async () => {
+      const [day, label, title] = await Promise.all([
+        page.request.get(today).then((response) => response.json()),
+        card.locator("[data-chart] svg text").first().textContent(),
+        card.locator("[data-chart] svg g title").first().textContent(),
+      ]);
+      const first = String(day.hours[0].hour).padStart(2, "0");
+      return label === first && title!.startsWith(`${first}:00: ${day.hours[0].offered} offered`);
+    })
+    .toBe(true);
   await card.locator("[popovertarget$=-sl]").click();
   await expect(card.locator("[data-help=sl]")).toContainText("answered + abandoned − short abandons");
   await page.screenshot({ path: "test-results/screens/queues.png" });

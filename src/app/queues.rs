@@ -268,7 +268,7 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
             view! {
                 <div class="mt-3" data-chart="">
                     <div class="text-[11px] text-slate-400">"Today by hour: calls and service level"</div>
-                    <div inner_html=chart></div>
+                    <div class="text-slate-400" inner_html=chart></div>
                 </div>
                 <details class="mt-2 text-sm">
                     <summary class="cursor-pointer text-slate-300">{format!("Abandoned today ({abandoned_count})")}</summary>
@@ -280,20 +280,33 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
     }
 }
 
-/// The hourly chart as an SVG document: bars scaled to the busiest hour, dots for service level.
+/// The hourly chart as an SVG document: a bar per hour at its place in the day (an hour
+/// without callers leaves a gap), scaled to the busiest hour, a dot for its service level, the
+/// local hour under it and its figures on hover. Text takes the page's colour (`currentColor`).
 pub fn chart_svg(hours: &[HourFigures]) -> String {
-    let (width, height) = (336.0, 72.0);
+    const HOUR_MS: i64 = 3_600_000;
+    let (width, bars_height, label_height) = (336.0, 72.0, 11.0);
+    let height = bars_height + label_height;
+    let first = hours.first().map_or((0, 0), |hour| (hour.hour_start, hour.hour));
+    let place = |hour: &HourFigures| usize::try_from((hour.hour_start - first.0).div_euclid(HOUR_MS)).unwrap_or(0);
+    let slots = hours.iter().map(|hour| place(hour) + 1).max().unwrap_or(0).max(12);
     let peak = hours.iter().map(|hour| hour.offered).max().unwrap_or(0).max(1) as f64;
-    let slot = width / hours.len().max(12) as f64;
+    let slot = width / slots as f64;
     let mut svg = format!(
         r#"<svg viewBox="0 0 {width} {height}" width="100%" height="{height}" role="img" aria-label="Calls and service level per hour">"#
     );
-    for (index, hour) in hours.iter().enumerate() {
-        let x = index as f64 * slot + 1.0;
-        let bar = |count: u32| f64::from(count) / peak * (height - 8.0);
+    for hour in hours {
+        let x = place(hour) as f64 * slot + 1.0;
+        let bar = |count: u32| f64::from(count) / peak * (bars_height - 8.0);
         let (answered, abandoned) = (bar(hour.answered), bar(hour.abandoned));
         let other = (bar(hour.offered) - answered - abandoned).max(0.0);
-        let mut y = height;
+        let level = hour.service_level_pct();
+        let level_text = level.map_or_else(String::new, |level| format!(", service level {level:.0}%"));
+        svg.push_str(&format!(
+            "<g><title>{:02}:00: {} offered, {} answered, {} abandoned{level_text}</title>",
+            hour.hour, hour.offered, hour.answered, hour.abandoned
+        ));
+        let mut y = bars_height;
         for (size, colour) in [(answered, "#34d399"), (abandoned, "#fb7185"), (other, "#64748b")] {
             y -= size;
             svg.push_str(&format!(
@@ -301,13 +314,23 @@ pub fn chart_svg(hours: &[HourFigures]) -> String {
                 slot - 2.0
             ));
         }
-        if let Some(level) = hour.service_level_pct() {
-            let cy = height - level / 100.0 * (height - 8.0);
+        if let Some(level) = level {
+            let cy = bars_height - level / 100.0 * (bars_height - 8.0);
             svg.push_str(&format!(
-                r##"<circle cx="{:.1}" cy="{cy:.1}" r="2.5" fill="#fbbf24"><title>{level:.0}%</title></circle>"##,
+                r##"<circle cx="{:.1}" cy="{cy:.1}" r="2.5" fill="#fbbf24"/>"##,
                 x + slot / 2.0 - 1.0
             ));
         }
+        svg.push_str("</g>");
+    }
+    // The clock under the bars: every hour, or every second or third one on a long day.
+    let every = slots.div_ceil(12);
+    for index in (0..slots).step_by(every).filter(|_| !hours.is_empty()) {
+        let label = (usize::from(first.1) + index) % 24;
+        svg.push_str(&format!(
+            r#"<text x="{:.1}" y="{height}" font-size="9" text-anchor="middle" fill="currentColor">{label:02}</text>"#,
+            index as f64 * slot + slot / 2.0
+        ));
     }
     svg.push_str("</svg>");
     svg
@@ -322,18 +345,46 @@ mod tests {
         let hours = vec![
             HourFigures {
                 hour_start: 0,
+                hour: 8,
                 offered: 10,
                 answered: 8,
                 answered_within_sl: 6,
                 abandoned: 2,
                 abandoned_short: 0,
             },
-            HourFigures { hour_start: 3_600_000, offered: 0, ..HourFigures::default() },
+            HourFigures { hour_start: 3_600_000, hour: 9, offered: 0, ..HourFigures::default() },
         ];
         let svg = chart_svg(&hours);
         assert_eq!(svg.matches("<rect").count(), 6);
         assert_eq!(svg.matches("<circle").count(), 1);
-        assert!(svg.contains("<title>60%</title>"));
+        assert!(svg.contains("<title>08:00: 10 offered, 8 answered, 2 abandoned, service level 60%</title>"));
+        assert!(svg.contains("<title>09:00: 0 offered, 0 answered, 0 abandoned</title>"));
+    }
+
+    #[test]
+    fn an_hour_without_callers_leaves_a_gap_and_the_clock_runs_under_the_bars() {
+        let hour = |index: i64, offered: u32| HourFigures {
+            hour_start: 1_795_428_000_000 + index * 3_600_000,
+            hour: (22 + index as u8) % 24,
+            offered,
+            answered: offered,
+            answered_within_sl: offered,
+            ..HourFigures::default()
+        };
+        // 22:00 and 01:00 had callers; 23:00 and midnight none.
+        let svg = chart_svg(&[hour(0, 4), hour(3, 2)]);
+        let bar_x = |svg: &str, title: &str| {
+            let group = &svg[svg.find(title).unwrap()..];
+            let x = &group[group.find("<rect x=\"").unwrap() + 9..];
+            x[..x.find('"').unwrap()].parse::<f64>().unwrap()
+        };
+        let slot = 336.0 / 12.0;
+        assert!((bar_x(&svg, "<title>01:00") - (3.0 * slot + 1.0)).abs() < 0.1);
+        let labels: Vec<&str> = svg.split("fill=\"currentColor\">").skip(1).map(|rest| &rest[..2]).collect();
+        assert_eq!(labels, ["22", "23", "00", "01", "02", "03", "04", "05", "06", "07", "08", "09"]);
+        // A long day labels every second hour.
+        let long: Vec<HourFigures> = (0..20).map(|index| hour(index, 1)).collect();
+        assert_eq!(chart_svg(&long).matches("<text").count(), 10);
     }
 
     #[test]

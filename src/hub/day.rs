@@ -26,13 +26,15 @@ fn compute(now: Timestamp, reset: &str, time_zone: &str) -> Option<Timestamp> {
     Some(start.timestamp().as_millisecond())
 }
 
-/// The start of the local hour `at` falls in, in `time_zone` (UTC when the zone is unknown).
-pub fn hour_start(at: Timestamp, time_zone: &str) -> Timestamp {
+/// The local hour `at` falls in, in `time_zone` (UTC when the zone is unknown): when it started,
+/// and its hour on the clock (0-23), which the hourly chart labels it with.
+pub fn local_hour(at: Timestamp, time_zone: &str) -> (Timestamp, u8) {
+    let utc_hour = || (at - at.rem_euclid(3_600_000), (at.div_euclid(3_600_000).rem_euclid(24)) as u8);
     let zone = jiff::tz::TimeZone::get(time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let Ok(instant) = jiff::Timestamp::from_millisecond(at) else { return at - at.rem_euclid(3_600_000) };
+    let Ok(instant) = jiff::Timestamp::from_millisecond(at) else { return utc_hour() };
     let local = instant.to_zoned(zone.clone());
     let start = local.date().at(local.hour(), 0, 0, 0).to_zoned(zone).ok();
-    start.map_or(at - at.rem_euclid(3_600_000), |start| start.timestamp().as_millisecond())
+    start.map_or_else(utc_hour, |start| (start.timestamp().as_millisecond(), local.hour() as u8))
 }
 
 #[cfg(test)]
@@ -56,10 +58,11 @@ mod tests {
     #[test]
     fn hours_start_on_the_local_hour() {
         let at = NOV_23_2026_10H_UTC + 25 * 60_000;
-        assert_eq!(hour_start(at, "UTC"), NOV_23_2026_10H_UTC);
+        assert_eq!(local_hour(at, "UTC"), (NOV_23_2026_10H_UTC, 10));
         // India is UTC+5:30: its hours start at half past UTC hours.
-        assert_eq!(hour_start(at, "Asia/Kolkata"), NOV_23_2026_10H_UTC - 30 * 60_000);
-        assert_eq!(hour_start(at + 10 * 60_000, "Asia/Kolkata"), NOV_23_2026_10H_UTC + 30 * 60_000);
+        assert_eq!(local_hour(at, "Asia/Kolkata"), (NOV_23_2026_10H_UTC - 30 * 60_000, 15));
+        assert_eq!(local_hour(at + 10 * 60_000, "Asia/Kolkata"), (NOV_23_2026_10H_UTC + 30 * 60_000, 16));
+        assert_eq!(local_hour(at, "Australia/Sydney"), (NOV_23_2026_10H_UTC, 21));
     }
 
     #[test]

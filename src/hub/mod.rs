@@ -421,7 +421,7 @@ impl HubTask {
             Input::QueueDay { queue, reply } => {
                 let day = self.state.queue_entries(&queue).map(|(entries, settings)| {
                     crate::model::QueueDay::compute(queue, &entries, &settings, |at| {
-                        day::hour_start(at, &settings.time_zone)
+                        day::local_hour(at, &settings.time_zone)
                     })
                 });
                 let _ = reply.send(day);

@@ -248,6 +248,9 @@ impl Tally {
 pub struct HourFigures {
     /// Start of the hour, in the queue's time zone.
     pub hour_start: Timestamp,
+    /// That hour on the queue's local clock (0-23): the chart's label.
+    #[serde(default)]
+    pub hour: u8,
     /// Callers who joined in this hour, and how they left (same definitions as the day's).
     pub offered: u32,
     pub answered: u32,
@@ -280,20 +283,24 @@ impl QueueDay {
     }
 
     /// Buckets the day's entries by the hour they joined in; `hour_of` gives the start of the
-    /// (local) hour a time falls in.
+    /// (local) hour a time falls in and that hour on the local clock.
     pub fn compute(
         queue: QueueId,
         entries: &[QueueEntry],
         settings: &QueueSettings,
-        hour_of: impl Fn(Timestamp) -> Timestamp,
+        hour_of: impl Fn(Timestamp) -> (Timestamp, u8),
     ) -> Self {
         let service_level_ms = i64::from(settings.service_level_s) * 1000;
         let short_abandon_ms = i64::from(settings.short_abandon_s) * 1000;
         let mut hours: std::collections::BTreeMap<Timestamp, HourFigures> = std::collections::BTreeMap::new();
         let mut abandoned = Vec::new();
         for entry in entries {
-            let hour_start = hour_of(entry.counted_at());
-            let hour = hours.entry(hour_start).or_insert_with(|| HourFigures { hour_start, ..HourFigures::default() });
+            let (hour_start, local) = hour_of(entry.counted_at());
+            let hour = hours.entry(hour_start).or_insert_with(|| HourFigures {
+                hour_start,
+                hour: local,
+                ..HourFigures::default()
+            });
             hour.offered += 1;
             let wait = entry.wait_ms().unwrap_or(0);
             match entry.outcome {
