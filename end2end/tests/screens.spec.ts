@@ -41,6 +41,8 @@ test("wallboard tiles and summary agree with the snapshot", async ({ page }) => 
     })
     .toBe(0);
   await expect(page.locator("[data-summary=answered]")).not.toHaveText("0");
+  // The demo's feed is healthy: no provider line above the board.
+  await expect(page.locator("[data-connector-alert]")).toHaveCount(0);
   // 100 tiles' worth of room: 40 tiles leave the page unscrolled at 1920x1080.
   const overflow = await page.evaluate(() => document.documentElement.scrollHeight > window.innerHeight);
   expect(overflow).toBe(false);

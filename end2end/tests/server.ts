@@ -11,7 +11,7 @@ const targetDir = process.env.CARGO_TARGET_DIR || path.join(projectRoot, "target
 const binary = process.env.CALLBOARD_BIN || path.join(targetDir, "debug", "callboard");
 const siteRoot = process.env.LEPTOS_SITE_ROOT || path.join(projectRoot, "target", "site");
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
@@ -92,5 +92,39 @@ export class CallboardServer {
     }
     this.child = null;
     return result;
+  }
+}
+
+/** The simulated Noojee API on its own (`callboard sim --face noojee=...`), as a provider that a
+ * configured Callboard connects to, for tests that take the provider away or bring it late. */
+export class SimulatedNoojee {
+  private constructor(
+    readonly port: number,
+    private readonly child: ChildProcess,
+  ) {}
+
+  static async start(port: number): Promise<SimulatedNoojee> {
+    const child = spawn(binary, ["sim", "--face", `noojee=127.0.0.1:${port}`, "--minutes", "30", "--time-scale", "1"], {
+      env: { ...process.env, RUST_LOG: "warn" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let log = "";
+    child.stdout?.on("data", (chunk) => (log += chunk));
+    child.stderr?.on("data", (chunk) => (log += chunk));
+    const deadline = Date.now() + 30_000;
+    while (!log.includes("serving:")) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`simulated Noojee did not start:\n${log}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return new SimulatedNoojee(port, child);
+  }
+
+  /** The `base_url` a Callboard provider entry names. */
+  static baseUrl(port: number): string {
+    return `http://127.0.0.1:${port}/servicemanager/rest`;
+  }
+
+  stop(): void {
+    this.child.kill("SIGKILL");
   }
 }

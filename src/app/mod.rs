@@ -6,6 +6,7 @@ pub mod desk;
 pub mod format;
 pub mod http;
 pub mod live;
+pub mod providers;
 pub mod queues;
 pub mod wallboard;
 
@@ -55,6 +56,7 @@ pub fn App() -> impl IntoView {
             <Themed>
                 <TopBar/>
                 <main class="p-4">
+                    <providers::ProviderAlerts/>
                     <Routes fallback=|| view! { <p class="text-slate-400">"Page not found."</p> }>
                         <Route path=StaticSegment("") view=wallboard::Wallboard/>
                         <Route path=StaticSegment("queues") view=queues::Queues/>

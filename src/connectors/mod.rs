@@ -15,6 +15,24 @@ use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// A transport failure in words an admin can act on: reqwest's own ("error sending request")
+/// and then its causes ("tcp connect error: Connection refused"), each said once. Never the
+/// URL, whose query can carry an API key.
+pub fn transport_words(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut words = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !words.contains(&said) {
+            words.push_str(": ");
+            words.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    words
+}
+
 /// Why a command did not happen, in words the user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
@@ -269,4 +287,25 @@ pub async fn resolve_secret(secret: &mut String, store: &crate::store::Store, na
 pub fn secret_matches(given: &str, expected: &str) -> bool {
     use subtle::ConstantTimeEq;
     !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_said_with_its_cause_and_without_the_key() {
+        // A port nobody listens on: bound, then let go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let error = http_client()
+            .get(format!("http://127.0.0.1:{port}/servicemanager/rest/subscribe"))
+            .query(&[("apiKey", "s3cret-key")])
+            .send()
+            .await
+            .unwrap_err();
+        let words = transport_words(error);
+        assert!(words.starts_with("error sending request"), "{words}");
+        assert!(words.to_lowercase().contains("connection refused"), "{words}");
+        assert!(!words.contains("s3cret-key") && !words.contains("127.0.0.1"), "{words}");
+    }
 }

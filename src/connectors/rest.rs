@@ -44,7 +44,7 @@ impl RestError {
 /// Sends `request` with `timeout` and reads the reply: the JSON of a 2xx (null when empty),
 /// else the status with the provider's words.
 pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Result<Value, RestError> {
-    let transport = |error: reqwest::Error| RestError::Transport(error.without_url().to_string());
+    let transport = |error: reqwest::Error| RestError::Transport(super::transport_words(error));
     let mut response = request.timeout(timeout).send().await.map_err(transport)?;
     let status = response.status();
     let retry_after = response

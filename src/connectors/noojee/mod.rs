@@ -171,12 +171,14 @@ impl Requests {
             .timeout(COMMAND_TIMEOUT)
             .send()
             .await
-            .map_err(|error| CommandError::Unreachable(error.without_url().to_string()))?;
+            .map_err(|error| CommandError::Unreachable(crate::connectors::transport_words(error)))?;
         let status = response.status();
         let mut response = response;
         let mut bytes = Vec::new();
-        while let Some(chunk) =
-            response.chunk().await.map_err(|error| CommandError::Unreachable(error.without_url().to_string()))?
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| CommandError::Unreachable(crate::connectors::transport_words(error)))?
         {
             if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
                 return Err(CommandError::Unreachable(format!("{method} answered more than {MAX_REPLY_BYTES} bytes")));

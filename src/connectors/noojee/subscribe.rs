@@ -151,7 +151,7 @@ impl Subscriber {
             ("apiKey", self.config.api_key.clone()),
         ];
         let read_timeout = Duration::from_secs(u64::from(timeout_s)) + READ_MARGIN;
-        let transport = |error: reqwest::Error| PollError::Transport(error.without_url().to_string());
+        let transport = |error: reqwest::Error| PollError::Transport(crate::connectors::transport_words(error));
         let mut response = self
             .client
             .post(self.config.url("subscribe"))
