@@ -201,6 +201,15 @@ test("the desk pops a ringing call within a second and answers and hangs up thro
   // The extension is remembered in this browser.
   await page.reload();
   await expect(page.locator("[data-extension-picker]")).toHaveValue(free.id);
+
+  // One remembered from a provider since renamed is said to be gone, not waited on.
+  await page.evaluate(() => localStorage.setItem("callboard.extension", "old-pbx/callcenter/201"));
+  await page.reload();
+  await expect(page.locator("[data-stale-extension]")).toContainText("old-pbx/callcenter/201");
+  await expect(page.locator("[data-no-call]")).toHaveCount(0);
+  await page.locator("[data-extension-picker]").selectOption(free.id);
+  await expect(page.locator("[data-stale-extension]")).toHaveCount(0);
+  await expect(page.locator("[data-agent-status]")).toBeVisible();
 });
 
 test("the desk shows the agent's own status and time in it, so one on break sees why no call comes", async ({ page }) => {

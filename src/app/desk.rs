@@ -63,6 +63,12 @@ pub fn AgentDesk() -> impl IntoView {
         }
     });
     let call = Memo::new(move |_| chosen.get().and_then(|id| store.current_call(&id).get()));
+    // A remembered extension the live state no longer has (the provider was renamed, the
+    // extension removed): say so, rather than wait for calls that cannot come.
+    let stale = move || {
+        let id = chosen.get()?;
+        store.extensions.with(|map| (!map.is_empty() && !map.contains_key(&id)).then_some(id))
+    };
     let progress = RwSignal::new(Progress::Idle);
     let options = move || {
         store.extensions.with(|map| {
@@ -116,7 +122,12 @@ pub fn AgentDesk() -> impl IntoView {
                     </For>
                 </select>
             </label>
-            <Show when=move || chosen.get().is_some()>
+            {move || stale().map(|id| view! {
+                <p class="mt-3 text-amber-300" data-stale-extension="">
+                    {format!("This browser remembered {id}, which is not here any more: choose your extension.")}
+                </p>
+            })}
+            <Show when=move || chosen.get().is_some() && stale().is_none()>
                 <MyStatus chosen/>
                 {move || match call.get() {
                     Some(call) => view! { <ScreenPop call chosen act_on_call run progress/> }.into_any(),
