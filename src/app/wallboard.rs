@@ -25,9 +25,12 @@ fn queue_filter() -> Memo<Option<BTreeSet<String>>> {
 }
 
 fn queue_chosen(queue: &Queue, filter: &Option<BTreeSet<String>>) -> bool {
-    filter.as_ref().is_none_or(|names| {
-        names.contains(&queue.id.native().to_lowercase()) || names.contains(&queue.name.to_lowercase())
-    })
+    filter.as_ref().is_none_or(|names| names.iter().any(|name| queue_named(queue, name)))
+}
+
+/// Whether a lower-cased name from the URL names `queue`, by id or by name.
+fn queue_named(queue: &Queue, name: &str) -> bool {
+    queue.id.native().to_lowercase() == name || queue.name.to_lowercase() == name
 }
 
 #[component]
@@ -57,22 +60,17 @@ pub fn Wallboard() -> impl IntoView {
     // A kiosk URL naming a queue that does not exist would show an empty board all day: say so.
     let unknown = Memo::new(move |_| {
         let filter = filter.get()?;
-        store.queues.with(|queues| {
-            let queues: Vec<(String, String)> = queues
-                .values()
-                .map(|queue| queue.with_untracked(|queue| (queue.id.native().to_lowercase(), queue.name.clone())))
-                .collect();
-            let missing: Vec<String> = filter
-                .iter()
-                .filter(|name| !queues.iter().any(|(id, queue)| id == *name || queue.to_lowercase() == **name))
-                .map(|name| format!("“{name}”"))
-                .collect();
-            if queues.is_empty() || missing.is_empty() {
-                return None;
-            }
-            let known: Vec<&str> = queues.iter().map(|(_, name)| name.as_str()).collect();
-            Some(format!("No queue named {}. Queues here: {}.", missing.join(", "), known.join(", ")))
-        })
+        let queues: Vec<RwSignal<Queue>> = store.queues.with(|queues| queues.values().copied().collect());
+        let missing: Vec<String> = filter
+            .iter()
+            .filter(|name| !queues.iter().any(|queue| queue.with_untracked(|queue| queue_named(queue, name))))
+            .map(|name| format!("“{name}”"))
+            .collect();
+        if queues.is_empty() || missing.is_empty() {
+            return None;
+        }
+        let known: Vec<String> = queues.iter().map(|queue| queue.with_untracked(|queue| queue.name.clone())).collect();
+        Some(format!("No queue named {}. Queues here: {}.", missing.join(", "), known.join(", ")))
     });
     let tiles = move || {
         let members = members.get();
