@@ -161,3 +161,28 @@ async fn history_finds_a_caller_however_the_number_is_written() {
     assert_eq!(calls_with("0400000005").await, Vec::<String>::new());
     assert_eq!(calls_with("3").await, Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn history_finds_the_calls_an_extension_took_part_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, _shutdown) = start(&dir.path().join("hub.db")).await;
+    let now = callboard::hub::now_ms();
+    // Calls c0..c9 ring at extensions 100..104 in turn: 101 has c1 and c6.
+    for i in 0..10 {
+        hub.submit(leg_event(i, LegState::Ringing, now - 10_000 + i64::from(i))).await.unwrap();
+    }
+    // A state change journals the call again without listing it twice.
+    hub.submit(leg_event(6, LegState::Active, now)).await.unwrap();
+    let at = |extension: &str, limit: Option<u32>| {
+        let query = CallQuery { extension: Some(extension.into()), limit, ..CallQuery::default() };
+        let store = store.clone();
+        async move { store.calls(&query).await.unwrap().into_iter().map(|call| call.id.to_string()).collect::<Vec<_>>() }
+    };
+    assert_eq!(at("p/a/101", None).await, vec!["p/a/c6".to_owned(), "p/a/c1".to_owned()]);
+    assert_eq!(at("p/a/101", Some(1)).await, vec!["p/a/c6".to_owned()]);
+    assert_eq!(at("p/a/999", None).await, Vec::<String>::new());
+    // Combined with a number: that extension's calls with that caller.
+    let query = CallQuery { extension: Some("p/a/101".into()), number: Some("0400 000 001".into()), ..CallQuery::default() };
+    let both: Vec<String> = store.calls(&query).await.unwrap().into_iter().map(|call| call.id.to_string()).collect();
+    assert_eq!(both, vec!["p/a/c1".to_owned()]);
+}

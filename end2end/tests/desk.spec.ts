@@ -162,3 +162,35 @@ test("an abandoned caller is called back from the queues screen", async ({ page 
     return snap.calls.some((call: any) => call.origin.kind === "click_to_call" && call.legs.some((leg: any) => leg.extension === extension));
   }).toBe(true);
 });
+
+test("a finished call is listed under the agent's recent calls and called back from there", async ({ page }) => {
+  const extension = await openDeskAsFreeAgent(page);
+  await page.locator("[data-dial-number]").fill("0299990066");
+  await page.locator("[data-action=dial]").click();
+  const pop = page.locator("[data-call]");
+  await expect(pop).toBeVisible();
+  const first = await pop.getAttribute("data-call");
+  // The agent picks up their own phone, and gives up while the far end still rings.
+  await page.locator("[data-action=answer]").click();
+  await expect(page.locator("[data-pop-state]")).toHaveText("Ringing out");
+  await page.locator("[data-action=hangup]").click();
+  await expect(page.locator("[data-no-call]")).toBeVisible();
+
+  // The call just ended heads the list, as the history API has it for this extension.
+  const row = page.locator("[data-recent-calls] [data-recent-call]").first();
+  await expect(row).toHaveAttribute("data-recent-call", first!);
+  await expect(row).toContainText("+61 2 9999 0066");
+  await expect(row.locator("[data-recent-outcome]")).toHaveText("not answered");
+  const history = await (await page.request.get(`${server.url}/api/v1/calls?extension=${encodeURIComponent(extension)}`)).json();
+  expect(history[0].id).toBe(first);
+  expect(history.every((call: any) => call.legs.some((leg: any) => leg.extension === extension))).toBe(true);
+
+  // Calling back places a new call to the same number from this extension.
+  await row.locator("[data-action=call_back]").click();
+  await expect(pop).toBeVisible();
+  await expect(pop).not.toHaveAttribute("data-call", first!);
+  await expect(page.locator("[data-pop-number]")).toHaveText("+61 2 9999 0066");
+  await page.locator("[data-action=hangup]").click();
+  await expect(page.locator("[data-no-call]")).toBeVisible();
+  await expect(page.locator("[data-recent-calls] [data-recent-call]")).toHaveCount(2);
+});

@@ -6,7 +6,7 @@ use super::format;
 use super::http::{encode, get_json, send, Body};
 use super::live::LiveStore;
 use super::wallboard::queue_name;
-use crate::model::{Action, Call, CallId, Command, Contact, ExtensionId, LegState, RecordingState};
+use crate::model::{Action, Call, CallId, Command, Contact, Direction, ExtensionId, LegState, Party, RecordingState, Timestamp};
 use leptos::prelude::*;
 
 /// Where the browser remembers the agent's extension until sign-in exists.
@@ -63,6 +63,11 @@ pub fn AgentDesk() -> impl IntoView {
         }
     });
     let call = Memo::new(move |_| chosen.get().and_then(|id| store.current_call(&id).get()));
+    // The id of the call at the extension: the recent calls are read again when it changes.
+    let current = Memo::new(move |_| call.get().map(|call| call.with(|call| call.id.clone())));
+    // Whether this extension's provider can place calls: the dial pad and every call-back
+    // button depend on it (Voicenter's API only reports calls).
+    let can_dial = Signal::derive(move || chosen.get().is_some_and(|id| store.can(id.provider(), Action::Dial)));
     // A remembered extension the live state no longer has (the provider was renamed, the
     // extension removed): say so, rather than wait for calls that cannot come.
     let stale = move || {
@@ -133,9 +138,12 @@ pub fn AgentDesk() -> impl IntoView {
                     Some(call) => view! { <ScreenPop call chosen act_on_call run progress/> }.into_any(),
                     None => view! { <p class="mt-4 text-slate-400" data-no-call="">"No call at this extension."</p> }.into_any(),
                 }}
-                <DialPad chosen run/>
+                <Show when=move || can_dial.get()>
+                    <DialPad chosen run/>
+                </Show>
                 <ProgressLine progress/>
-                <Contacts chosen run/>
+                <RecentCalls chosen current run progress can_dial/>
+                <Contacts chosen run can_dial/>
             </Show>
         </section>
     }
@@ -192,21 +200,12 @@ fn ScreenPop(
                 .unwrap_or_else(|| call.caller.clone())
         })
     };
-    let capabilities = move || {
-        let provider = call.with(|call| call.id.provider().to_owned());
-        store.connectors.with(|connectors| {
-            connectors
-                .get(&provider)
-                .map(|health| health.with(|health| health.capabilities.clone()))
-                .unwrap_or_default()
-        })
-    };
     let can = move |action: Action| {
         let recording_control =
             matches!(action, Action::RecordStart | Action::RecordPause | Action::RecordResume | Action::RecordStop);
         let allowed_now =
             !recording_control || my_recording().is_none_or(|recording| recording.controls.contains(&action));
-        allowed_now && capabilities().contains(&action)
+        allowed_now && call.with(|call| store.can(call.id.provider(), action))
     };
     let number = Memo::new(move |_| other().number);
     let contact = LocalResource::new(move || {
@@ -374,14 +373,9 @@ fn ScreenPop(
                     if calls.is_empty() {
                         return view! { <p class="text-slate-500">"None."</p> }.into_any();
                     }
-                    let dial_back = move |number: String| {
-                        if let Some(extension) = chosen.get_untracked() {
-                            run(Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(number) });
-                        }
-                    };
                     view! {
                         <ul>
-                            {calls.into_iter().map(|call| view! { <PreviousCall call dial_back/> }).collect_view()}
+                            {calls.into_iter().map(|call| view! { <PreviousCall call/> }).collect_view()}
                         </ul>
                     }.into_any()
                 }}
@@ -390,10 +384,10 @@ fn ScreenPop(
     }
 }
 
-/// One earlier call with the same number: when, how it ended, and a button to call it back.
+/// One earlier call with the same number: when, and how it ended. Calling back is for after
+/// this call, from the desk's recent calls.
 #[component]
-fn PreviousCall(call: Call, dial_back: impl Fn(String) + Copy + Send + Sync + 'static) -> impl IntoView {
-    let number = call.caller.number.clone();
+fn PreviousCall(call: Call) -> impl IntoView {
     let clock = expect_context::<Clock>();
     let ended = call.end_cause.map_or("in progress", format::end_cause);
     let answered = if call.answered_at.is_some() { "answered" } else { "not answered" };
@@ -401,10 +395,107 @@ fn PreviousCall(call: Call, dial_back: impl Fn(String) + Copy + Send + Sync + 's
         <li class="flex justify-between border-b border-slate-800 py-0.5">
             <span>{move || format!("{} ago", duration_text(clock.now.get() - call.started_at))}</span>
             <span class="text-slate-400">{format!("{answered}, {ended}")}</span>
-            {number.map(|number| view! {
-                <button type="button" class="rounded bg-emerald-800 px-2 text-xs" data-action="call_back" on:click=move |_| dial_back(number.clone())>"Call back"</button>
-            })}
         </li>
+    }
+}
+
+/// How many of the agent's own finished calls the desk lists.
+const RECENT_CALLS: usize = 8;
+
+/// The agent's own latest finished calls, read from the call history again whenever the call
+/// at the extension changes (the one that just ended is then among them): who, which way, how
+/// it went, and a button to call back, which is how an agent dials from history.
+#[component]
+fn RecentCalls(
+    chosen: RwSignal<Option<ExtensionId>>,
+    current: Memo<Option<CallId>>,
+    run: impl Fn(Command) + Copy + Send + Sync + 'static,
+    progress: RwSignal<Progress>,
+    can_dial: Signal<bool>,
+) -> impl IntoView {
+    let clock = expect_context::<Clock>();
+    let recent = LocalResource::new(move || {
+        current.track();
+        let me = chosen.get();
+        async move {
+            let me = me?;
+            let url = format!("/api/v1/calls?extension={}&limit={}", encode(me.as_str()), RECENT_CALLS + 2);
+            let calls = get_json::<Vec<Call>>(&url).await.ok()?;
+            Some((me, calls))
+        }
+    });
+    let call_back = move |number: String| {
+        if let Some(extension) = chosen.get_untracked() {
+            run(Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(number) });
+        }
+    };
+    view! {
+        <section class="mt-6 text-sm" data-recent-calls="">
+            <h2 class="text-lg font-semibold">"My recent calls"</h2>
+            {move || {
+                let (me, calls) = recent.get().flatten()?;
+                let rows = calls
+                    .into_iter()
+                    .filter(|call| call.ended_at.is_some())
+                    .filter_map(|call| RecentCall::of(&call, &me))
+                    .take(RECENT_CALLS)
+                    .collect::<Vec<_>>();
+                if rows.is_empty() {
+                    return Some(view! { <p class="text-slate-500">"None yet."</p> }.into_any());
+                }
+                Some(view! {
+                    <ul class="mt-1">
+                        {rows.into_iter().map(|row| {
+                            // Withheld and anonymous callers have nothing to call back.
+                            let number = row.party.number.clone().filter(|number| crate::model::phone::dialable(number).is_some());
+                            view! {
+                                <li class="flex items-center gap-2 border-b border-slate-800 py-1" data-recent-call=row.call.to_string()>
+                                    <span class="w-4 text-slate-400" title=format::direction(row.direction)>{format::direction_arrow(row.direction)}</span>
+                                    <span class="min-w-0 flex-1 truncate">{format::party(&row.party)}</span>
+                                    <span class="text-slate-400" data-recent-outcome="">{row.outcome}</span>
+                                    <span class="tabular-nums text-slate-400">{move || format!("{} ago", duration_text(clock.now.get() - row.ended_at))}</span>
+                                    {number.filter(|_| can_dial.get_untracked()).map(|number| view! {
+                                        <button
+                                            type="button"
+                                            class="rounded bg-emerald-800 px-2 text-xs disabled:opacity-50"
+                                            data-action="call_back"
+                                            disabled=move || matches!(progress.get(), Progress::Working(_))
+                                            on:click=move |_| call_back(number.clone())
+                                        >
+                                            "Call back"
+                                        </button>
+                                    })}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }.into_any())
+            }}
+        </section>
+    }
+}
+
+/// One line of the agent's recent calls, seen from their own leg.
+struct RecentCall {
+    call: CallId,
+    direction: Direction,
+    party: Party,
+    outcome: String,
+    ended_at: Timestamp,
+}
+
+impl RecentCall {
+    /// The line for `call` as the agent at `me` had it; `None` when no leg of it was theirs.
+    fn of(call: &Call, me: &ExtensionId) -> Option<Self> {
+        let leg = call.legs.iter().rev().find(|leg| leg.extension.as_ref() == Some(me))?;
+        let party = if leg.remote.number.is_some() { leg.remote.clone() } else { call.caller.clone() };
+        let ended_at = leg.ended_at.or(call.ended_at)?;
+        let outcome = match leg.answered_at {
+            Some(answered) => format!("answered, {}", duration_text(ended_at - answered)),
+            None if leg.direction == Direction::Inbound => "missed".to_owned(),
+            None => "not answered".to_owned(),
+        };
+        Some(Self { call: call.id.clone(), direction: leg.direction, party, outcome, ended_at })
     }
 }
 
@@ -413,6 +504,7 @@ fn PreviousCall(call: Call, dial_back: impl Fn(String) + Copy + Send + Sync + 's
 fn Contacts(
     chosen: RwSignal<Option<ExtensionId>>,
     run: impl Fn(Command) + Copy + Send + Sync + 'static,
+    can_dial: Signal<bool>,
 ) -> impl IntoView {
     let version = RwSignal::new(0u32);
     let contacts = LocalResource::new(move || {
@@ -477,7 +569,9 @@ fn Contacts(
                         <li class="flex items-center gap-2 border-b border-slate-800 py-1" data-contact=contact.number.clone()>
                             <span class="flex-1">{contact.name.clone()}</span>
                             <span class="tabular-nums text-slate-300">{format::phone_number(&contact.number)}</span>
-                            <button type="button" class="rounded bg-emerald-800 px-2 text-xs" on:click=move |_| dial(to.clone())>"Call"</button>
+                            <Show when=move || can_dial.get()>
+                                <button type="button" class="rounded bg-emerald-800 px-2 text-xs" on:click={let to = to.clone(); move |_| dial(to.clone())}>"Call"</button>
+                            </Show>
                             <button type="button" class="rounded bg-slate-700 px-2 text-xs" on:click=move |_| remove(id)>"Delete"</button>
                         </li>
                     }
@@ -544,5 +638,46 @@ fn ProgressLine(progress: RwSignal<Progress>) -> impl IntoView {
                 Progress::Refused(words) => format!("Refused: {words}"),
             }}
         </p>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call of one leg at extension `p/a/101`, from the wire shape.
+    fn call(direction: &str, answered_at: Option<i64>, remote: Option<&str>) -> Call {
+        let mut leg = serde_json::json!({
+            "id": "p/a/l1", "call": "p/a/c1", "extension": "p/a/101", "state": "ended",
+            "direction": direction, "local": {}, "remote": {}, "created_at": 1_000,
+            "ended_at": 200_000, "raw_state": "", "state_since": 200_000,
+        });
+        if let Some(at) = answered_at {
+            leg["answered_at"] = at.into();
+        }
+        if let Some(number) = remote {
+            leg["remote"]["number"] = number.into();
+        }
+        serde_json::from_value(serde_json::json!({
+            "id": "p/a/c1", "legs": [leg], "direction": direction, "origin": { "kind": "normal" },
+            "started_at": 1_000, "ended_at": 200_000, "caller": { "number": "+61299990000", "name": "Ada" },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_recent_call_reads_from_the_agents_own_leg() {
+        let me = ExtensionId::new("p", "a", "101");
+        let answered = RecentCall::of(&call("inbound", Some(80_000), None), &me).unwrap();
+        assert_eq!(answered.outcome, "answered, 2:00");
+        assert_eq!(answered.ended_at, 200_000);
+        // Without a number on the leg, the call's outside party.
+        assert_eq!(answered.party.name.as_deref(), Some("Ada"));
+        let missed = RecentCall::of(&call("inbound", None, Some("0299990001")), &me).unwrap();
+        assert_eq!((missed.outcome.as_str(), missed.party.number.as_deref()), ("missed", Some("0299990001")));
+        let unanswered = RecentCall::of(&call("outbound", None, Some("0299990002")), &me).unwrap();
+        assert_eq!((unanswered.outcome.as_str(), unanswered.direction), ("not answered", Direction::Outbound));
+        // Someone else's call is not the agent's.
+        assert!(RecentCall::of(&call("inbound", None, None), &ExtensionId::new("p", "a", "102")).is_none());
     }
 }

@@ -4,7 +4,7 @@
 //! that changes one call re-renders the one tile showing it; the map's own signal changes only
 //! when an object appears or goes.
 
-use crate::model::{Call, CallId, Change, ConnectorHealth, Extension, ExtensionId, Frame, Queue, QueueId, Timestamp};
+use crate::model::{Action, Call, CallId, Change, ConnectorHealth, Extension, ExtensionId, Frame, Queue, QueueId, Timestamp};
 use leptos::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -61,6 +61,14 @@ impl LiveStore {
         let slot = self.current_slot(extension);
         let calls = self.calls;
         Signal::derive(move || slot.get().and_then(|id| calls.with_untracked(|calls| calls.get(&id).copied())))
+    }
+
+    /// Whether `provider`'s connector can carry out `action`: the desk offers only what will
+    /// work. Tracked, so buttons follow a connector that comes up after the page.
+    pub fn can(&self, provider: &str, action: Action) -> bool {
+        self.connectors.with(|connectors| {
+            connectors.get(provider).is_some_and(|health| health.with(|health| health.capabilities.contains(&action)))
+        })
     }
 
     /// Every call with a live leg at `extension` now (the desk looks for the one the agent put

@@ -227,6 +227,13 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
         async move { get_json::<QueueDay>(&url).await.ok() }
     });
     let message = RwSignal::new(String::new());
+    // The agent's extension from the desk: its provider must be able to place the call. With
+    // none chosen yet the button stays, and says where to choose one.
+    let store = expect_context::<LiveStore>();
+    let can_dial = move || {
+        super::desk::saved_extension()
+            .is_none_or(|extension| store.can(ExtensionId(extension).provider(), Action::Dial))
+    };
     let call_back = move |number: String| {
         let saved = super::desk::saved_extension();
         let Some(extension) = saved else {
@@ -252,14 +259,15 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
             let chart = chart_svg(&day.hours);
             let abandoned_count = day.abandoned_count();
             let abandoned = day.abandoned.into_iter().take(8).map(|entry| {
-                let number = entry.caller.number.clone().unwrap_or_default();
+                // Withheld and anonymous callers have nothing to call back.
+                let number = entry.caller.number.clone().filter(|number| crate::model::phone::dialable(number).is_some()).unwrap_or_default();
                 let dial = number.clone();
                 let left = entry.left_at.unwrap_or_default();
                 view! {
                     <li class="flex items-center justify-between gap-2 py-0.5" data-abandoned=entry.call.to_string()>
                         <span>{format::party(&entry.caller)}</span>
                         <span class="tabular-nums text-slate-400">{move || format!("{} ago", duration_text(clock.now.get() - left))}</span>
-                        <Show when={let number = number.clone(); move || !number.is_empty()}>
+                        <Show when={let number = number.clone(); move || !number.is_empty() && can_dial()}>
                             <button type="button" class="rounded bg-emerald-800 px-2 text-xs" data-action="call_back" on:click={let dial = dial.clone(); move |_| call_back(dial.clone())}>"Call back"</button>
                         </Show>
                     </li>

@@ -36,6 +36,8 @@ pub struct CallQuery {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     pub number: Option<String>,
+    /// Only the calls that reached this extension (any of their legs): an agent's own history.
+    pub extension: Option<String>,
     pub limit: Option<u32>,
 }
 
@@ -100,6 +102,19 @@ impl Store {
             );
             upsert.build().execute(&mut *transaction).await?;
         }
+        let reached: Vec<(&str, &str)> = calls
+            .iter()
+            .flat_map(|call| call.legs.iter().filter_map(|leg| Some((leg.extension.as_ref()?.as_str(), call.id.as_str()))))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in reached.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO call_extensions (extension, call_id) ");
+            insert.push_values(chunk, |mut row, (extension, call)| {
+                row.push_bind(*extension).push_bind(*call);
+            });
+            insert.build().execute(&mut *transaction).await?;
+        }
         transaction.commit().await?;
         Ok(())
     }
@@ -128,13 +143,15 @@ impl Store {
     }
 
     /// Call history, newest first. A `number` finds the calls with that caller however either
-    /// side wrote it, when it reads as E.164; otherwise (an extension) exactly as written.
+    /// side wrote it, when it reads as E.164; otherwise (an extension) exactly as written. An
+    /// `extension` (its id) finds the calls any of whose legs rang or ran there.
     pub async fn calls(&self, query: &CallQuery) -> Result<Vec<Call>, StoreError> {
         let limit = query.limit.unwrap_or(100).min(MAX_CALLS_PER_QUERY);
         let normal = query.number.as_deref().and_then(e164);
         let rows = sqlx::query(
             "SELECT call FROM calls WHERE started_at >= ? AND started_at <= ?
              AND (? IS NULL OR caller_number = ? OR caller_e164 = ?)
+             AND (? IS NULL OR id IN (SELECT call_id FROM call_extensions WHERE extension = ?))
              ORDER BY started_at DESC, id DESC LIMIT ?",
         )
         .bind(query.since.unwrap_or(i64::MIN))
@@ -142,6 +159,8 @@ impl Store {
         .bind(query.number.as_deref())
         .bind(query.number.as_deref())
         .bind(normal)
+        .bind(query.extension.as_deref())
+        .bind(query.extension.as_deref())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
