@@ -186,3 +186,20 @@ async fn history_finds_the_calls_an_extension_took_part_in() {
     let both: Vec<String> = store.calls(&query).await.unwrap().into_iter().map(|call| call.id.to_string()).collect();
     assert_eq!(both, vec!["p/a/c1".to_owned()]);
 }
+
+#[tokio::test]
+async fn a_snapshot_tells_the_time_it_is_sent_even_when_nothing_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _store, _shutdown) = start(&dir.path().join("hub.db")).await;
+    hub.submit(leg_event(1, LegState::Ringing, callboard::hub::now_ms())).await.unwrap();
+    let server_time = |text: &str| frame(text)["server_time"].as_i64().unwrap();
+    let (seq, first) = hub.snapshot().await.unwrap();
+    // A quiet spell: no event, so the same seq, but browsers set their clocks by this field.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (seq_later, later) = hub.snapshot().await.unwrap();
+    assert_eq!(seq, seq_later);
+    let waited = server_time(later.as_str()) - server_time(first.as_str());
+    assert!(waited >= 600, "the second snapshot's server_time is {waited} ms after the first");
+    let subscribed = hub.subscribe(None).await.unwrap();
+    assert!(server_time(subscribed.first[0].as_str()) >= server_time(later.as_str()));
+}

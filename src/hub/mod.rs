@@ -33,6 +33,11 @@ const MAX_BATCH: usize = 512;
 /// sets the latency (the bench measured p99 about 100 ms at 5 ms, about 75 ms at 10 ms). Ten
 /// milliseconds is still far below what anyone sees on a board.
 const LINGER: Duration = Duration::from_millis(10);
+/// A snapshot built this long ago is sent again as it is (a reconnecting wall of browsers costs
+/// one build); an older one is built afresh even when nothing changed, because its
+/// `server_time` sets every browser's clock: a quiet morning's stale copy would put an agent
+/// who opens the desk at 08:00 half an hour behind on every timer.
+const SNAPSHOT_REUSE: Duration = Duration::from_millis(250);
 /// Ended calls stay on the live board this long, then only in history.
 const RETIRE_AFTER_MS: i64 = 60_000;
 
@@ -209,7 +214,8 @@ struct HubTask {
     frames: broadcast::Sender<Published>,
     resume: VecDeque<Published>,
     resume_bytes: usize,
-    snapshot: Option<(u64, Utf8Bytes)>,
+    /// The last snapshot built: its seq, when, and its text.
+    snapshot: Option<(u64, Instant, Utf8Bytes)>,
     connectors: BTreeMap<String, ConnectorHealth>,
 }
 
@@ -368,8 +374,8 @@ impl HubTask {
     }
 
     fn snapshot_text(&mut self) -> Utf8Bytes {
-        if let Some((seq, text)) = &self.snapshot {
-            if *seq == self.seq {
+        if let Some((seq, built, text)) = &self.snapshot {
+            if *seq == self.seq && built.elapsed() < SNAPSHOT_REUSE {
                 return text.clone();
             }
         }
@@ -384,7 +390,7 @@ impl HubTask {
         };
         let text: Utf8Bytes =
             serde_json::to_string(&Frame::Snapshot { seq: self.seq, snapshot }).unwrap_or_default().into();
-        self.snapshot = Some((self.seq, text.clone()));
+        self.snapshot = Some((self.seq, Instant::now(), text.clone()));
         text
     }
 
