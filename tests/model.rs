@@ -443,3 +443,40 @@ fn a_higher_revision_wins_among_reports_of_one_time_in_either_order_and_keeps_ti
         assert_eq!(leg.state_since, 5_000, "a change of details keeps the time in state");
     }
 }
+
+#[test]
+fn a_caller_waiting_across_the_daily_reset_is_waiting_today() {
+    let mut state = LiveState::default();
+    let q = queue(0);
+    let joined = |at: i64, i: u8| {
+        event(at, EventKind::QueueJoined { queue: q.clone(), call: call(i), caller: Party::default() })
+    };
+    let left = |at: i64, i: u8, outcome| event(at, EventKind::QueueLeft { queue: q.clone(), call: call(i), outcome });
+    for e in [
+        event(0, EventKind::Queue { queue: q.clone(), name: "Sales".into(), members: vec![] }),
+        joined(1_000, 0),
+        left(5_000, 0, QueueOutcome::Abandoned),
+        joined(90_000, 1),
+        joined(95_000, 2),
+    ] {
+        assert!(matches!(state.apply(&e), Outcome::Applied(_)), "{e:?}");
+    }
+    // The day resets while callers 1 and 2 wait; caller 0 left yesterday.
+    state.start_day(100_000);
+    let (_, _, queues) = state.views_all();
+    let figures = &queues[0].figures;
+    assert_eq!((figures.offered, figures.waiting, figures.abandoned), (2, 2, 0));
+    assert_eq!(figures.longest_waiting_since, Some(90_000));
+    assert_eq!(queues[0].waiting.iter().map(|entry| entry.call.clone()).collect::<Vec<_>>(), vec![call(1), call(2)]);
+    // Answered today, after the reset: today's answered call, waited 30 s.
+    state.apply(&left(120_000, 1, QueueOutcome::Answered));
+    let (_, _, queues) = state.views_all();
+    let figures = &queues[0].figures;
+    assert_eq!((figures.offered, figures.waiting, figures.answered), (2, 1, 1));
+    assert_eq!(figures.avg_wait_ms, Some(30_000));
+    // Today's chart has them in its first hour, not at yesterday's.
+    let (entries, settings) = state.queue_entries(&q).unwrap();
+    let day =
+        callboard::model::QueueDay::compute(q.clone(), &entries, &settings, 100_000, |at| (at - at % 3_600_000, 0));
+    assert_eq!(day.hours.iter().map(|hour| (hour.hour_start, hour.offered)).collect::<Vec<_>>(), vec![(0, 2)]);
+}

@@ -425,8 +425,9 @@ impl HubTask {
                 let _ = reply.send(self.connectors.values().cloned().collect());
             }
             Input::QueueDay { queue, reply } => {
+                let day_start = self.state.day_start();
                 let day = self.state.queue_entries(&queue).map(|(entries, settings)| {
-                    crate::model::QueueDay::compute(queue, &entries, &settings, |at| {
+                    crate::model::QueueDay::compute(queue, &entries, &settings, day_start, |at| {
                         day::local_hour(at, &settings.time_zone)
                     })
                 });

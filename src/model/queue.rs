@@ -91,6 +91,13 @@ impl QueueEntry {
     pub fn counted_at(&self) -> Timestamp {
         self.joined_at.or(self.left_at).unwrap_or(0)
     }
+
+    /// Whether this entry counts in the day that began at `day_start`: it joined that day, or it
+    /// was still in the queue when the day began. A caller waiting across the reset is waiting
+    /// today, and is answered or abandoned today.
+    pub fn counts_in_day(&self, day_start: Timestamp) -> bool {
+        self.counted_at() >= day_start || self.left_at.is_none_or(|left| left >= day_start)
+    }
 }
 
 /// Agent status counts across the extensions that serve a queue.
@@ -147,7 +154,7 @@ impl QueueFigures {
     ) -> Self {
         let mut tally = Tally::default();
         let mut longest_waiting_since: Option<Timestamp> = None;
-        for entry in entries.into_iter().filter(|entry| entry.counted_at() >= day_start) {
+        for entry in entries.into_iter().filter(|entry| entry.counts_in_day(day_start)) {
             tally.add(&Contribution::of(entry), settings);
             if let (true, Some(joined)) = (entry.is_waiting(), entry.joined_at) {
                 longest_waiting_since = Some(longest_waiting_since.map_or(joined, |since| since.min(joined)));
@@ -282,12 +289,14 @@ impl QueueDay {
         self.abandoned.len()
     }
 
-    /// Buckets the day's entries by the hour they joined in; `hour_of` gives the start of the
-    /// (local) hour a time falls in and that hour on the local clock.
+    /// Buckets the day's entries by the hour they joined in (callers who joined before the day
+    /// began at `day_start`, in its first hour); `hour_of` gives the start of the (local) hour a
+    /// time falls in and that hour on the local clock.
     pub fn compute(
         queue: QueueId,
         entries: &[QueueEntry],
         settings: &QueueSettings,
+        day_start: Timestamp,
         hour_of: impl Fn(Timestamp) -> (Timestamp, u8),
     ) -> Self {
         let service_level_ms = i64::from(settings.service_level_s) * 1000;
@@ -295,7 +304,7 @@ impl QueueDay {
         let mut hours: std::collections::BTreeMap<Timestamp, HourFigures> = std::collections::BTreeMap::new();
         let mut abandoned = Vec::new();
         for entry in entries {
-            let (hour_start, local) = hour_of(entry.counted_at());
+            let (hour_start, local) = hour_of(entry.counted_at().max(day_start));
             let hour = hours.entry(hour_start).or_insert_with(|| HourFigures {
                 hour_start,
                 hour: local,

@@ -612,7 +612,7 @@ impl LiveState {
         let Some(record) = self.queues.get_mut(queue) else { return };
         let Some(entry) = record.entries.get_mut(call) else { return };
         let view = entry.view(call, talk_ms);
-        let counted = (view.counted_at() >= day_start).then(|| (Contribution::of(&view), view.joined_at));
+        let counted = view.counts_in_day(day_start).then(|| (Contribution::of(&view), view.joined_at));
         if entry.counted == counted {
             return;
         }
@@ -764,7 +764,7 @@ impl LiveState {
             .entries
             .iter()
             .map(|(call, entry)| entry.view(call, self.call_view_times(call)))
-            .filter(|entry| entry.counted_at() >= self.day_start)
+            .filter(|entry| entry.counts_in_day(self.day_start))
             .collect();
         Some((entries, record.settings.clone()))
     }
