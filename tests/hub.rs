@@ -182,7 +182,8 @@ async fn history_finds_the_calls_an_extension_took_part_in() {
     assert_eq!(at("p/a/101", Some(1)).await, vec!["p/a/c6".to_owned()]);
     assert_eq!(at("p/a/999", None).await, Vec::<String>::new());
     // Combined with a number: that extension's calls with that caller.
-    let query = CallQuery { extension: Some("p/a/101".into()), number: Some("0400 000 001".into()), ..CallQuery::default() };
+    let query =
+        CallQuery { extension: Some("p/a/101".into()), number: Some("0400 000 001".into()), ..CallQuery::default() };
     let both: Vec<String> = store.calls(&query).await.unwrap().into_iter().map(|call| call.id.to_string()).collect();
     assert_eq!(both, vec!["p/a/c1".to_owned()]);
 }

@@ -6,7 +6,9 @@ use super::format;
 use super::http::{encode, get_json, send, Body};
 use super::live::LiveStore;
 use super::wallboard::queue_name;
-use crate::model::{Action, Call, CallId, Command, Contact, Direction, ExtensionId, LegState, Party, RecordingState, Timestamp};
+use crate::model::{
+    Action, Call, CallId, Command, Contact, Direction, ExtensionId, LegState, Party, RecordingState, Timestamp,
+};
 use leptos::prelude::*;
 
 /// Where the browser remembers the agent's extension until sign-in exists.
@@ -426,7 +428,13 @@ fn RecentCalls(
     });
     let call_back = move |number: String| {
         if let Some(extension) = chosen.get_untracked() {
-            run(Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(number) });
+            run(Command {
+                action: Action::Dial,
+                call: None,
+                leg: None,
+                extension: Some(extension),
+                number: Some(number),
+            });
         }
     };
     view! {

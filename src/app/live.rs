@@ -4,7 +4,9 @@
 //! that changes one call re-renders the one tile showing it; the map's own signal changes only
 //! when an object appears or goes.
 
-use crate::model::{Action, Call, CallId, Change, ConnectorHealth, Extension, ExtensionId, Frame, Queue, QueueId, Timestamp};
+use crate::model::{
+    Action, Call, CallId, Change, ConnectorHealth, Extension, ExtensionId, Frame, Queue, QueueId, Timestamp,
+};
 use leptos::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

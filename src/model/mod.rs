@@ -18,5 +18,5 @@ pub use extension::{AgentStatus, BreakReason, Extension, Presence};
 pub use frame::{Change, ConnectorHealth, Frame, Snapshot};
 pub use ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
 pub use phone::{e164, Contact};
-pub use queue::{HourFigures, Queue, QueueDay, QueueEntry, QueueFigures, QueueSettings};
+pub use queue::{HourFigures, Limits, Queue, QueueDay, QueueEntry, QueueFigures, QueueSettings, Thresholds};
 pub use state::{LiveState, Outcome};

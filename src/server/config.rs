@@ -5,7 +5,10 @@
 //! the variable's name. Secrets can live in the environment alone, so none has to be written to
 //! the file.
 
+use crate::hub::HubSettings;
+use crate::model::{Limits, QueueId, QueueSettings, Thresholds};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +33,109 @@ pub struct Config {
     pub demo: DemoConfig,
     #[serde(default)]
     pub desk: DeskConfig,
+    #[serde(default)]
+    pub queues: QueuesConfig,
+}
+
+/// `[queues]`: what every queue's figures are measured against, and when their day starts.
+/// A queue can set its own targets in `[queues.by_id."<queue id>"]`; the day is the call
+/// center's, one reset for all queues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuesConfig {
+    /// A call answered within this many seconds counts toward the service level.
+    pub service_level_s: u32,
+    /// An abandon within this many seconds is a short one, counted apart.
+    pub short_abandon_s: u32,
+    /// When the day's figures start, local `HH:MM` in `time_zone`.
+    pub reset_time: String,
+    /// An IANA time zone name (`Australia/Sydney`); also the clock of the hourly chart.
+    pub time_zone: String,
+    /// Amber and red limits for waiting, longest wait and service level.
+    pub thresholds: Thresholds,
+    /// Targets of single queues, by queue id (`<provider>/<account>/<queue>`, as the queues
+    /// screen's `data-queue` shows it).
+    pub by_id: BTreeMap<String, QueueTargets>,
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        let defaults = QueueSettings::default();
+        Self {
+            service_level_s: defaults.service_level_s,
+            short_abandon_s: defaults.short_abandon_s,
+            reset_time: defaults.reset_time,
+            time_zone: defaults.time_zone,
+            thresholds: defaults.thresholds,
+            by_id: BTreeMap::new(),
+        }
+    }
+}
+
+/// One queue's own targets; what it leaves out comes from `[queues]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueTargets {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_level_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_abandon_s: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longest_wait_s: Option<Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_level_pct: Option<Limits>,
+}
+
+impl QueuesConfig {
+    /// The settings the hub counts each queue's figures with.
+    pub fn hub_settings(&self) -> HubSettings {
+        let default_queue = QueueSettings {
+            service_level_s: self.service_level_s,
+            short_abandon_s: self.short_abandon_s,
+            reset_time: self.reset_time.clone(),
+            time_zone: self.time_zone.clone(),
+            thresholds: self.thresholds.clone(),
+        };
+        let queues = self
+            .by_id
+            .iter()
+            .map(|(id, targets)| {
+                let mut settings = default_queue.clone();
+                settings.service_level_s = targets.service_level_s.unwrap_or(settings.service_level_s);
+                settings.short_abandon_s = targets.short_abandon_s.unwrap_or(settings.short_abandon_s);
+                let limits = &mut settings.thresholds;
+                limits.waiting = targets.waiting.unwrap_or(limits.waiting);
+                limits.longest_wait_s = targets.longest_wait_s.unwrap_or(limits.longest_wait_s);
+                limits.service_level_pct = targets.service_level_pct.unwrap_or(limits.service_level_pct);
+                (QueueId(id.clone()), settings)
+            })
+            .collect();
+        HubSettings { default_queue, queues }
+    }
+
+    /// A reset time that is no time of day, or a zone no time zone database knows, is refused
+    /// at start rather than silently counted in UTC.
+    fn check(&self) -> Result<(), String> {
+        let valid_time = self.reset_time.split_once(':').is_some_and(|(hour, minute)| {
+            let two_digits = |part: &str| part.len() == 2 && part.chars().all(|c| c.is_ascii_digit());
+            two_digits(hour)
+                && two_digits(minute)
+                && hour.parse::<u8>().is_ok_and(|hour| hour < 24)
+                && minute.parse::<u8>().is_ok_and(|minute| minute < 60)
+        });
+        if !valid_time {
+            return Err(format!("[queues] reset_time {:?} must be a time of day, HH:MM", self.reset_time));
+        }
+        if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
+            return Err(format!(
+                "[queues] time_zone {:?} is not a time zone this machine knows (an IANA name like Australia/Sydney)",
+                self.time_zone
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[desk]`: the agent desk's settings.
@@ -241,6 +347,7 @@ impl Config {
     }
 
     fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        self.queues.check().map_err(|message| ConfigError::Invalid { path: origin.to_owned(), message })?;
         let mut seen = std::collections::HashSet::new();
         for provider in &self.providers {
             let valid = !provider.name.is_empty()
@@ -433,6 +540,57 @@ extensions = ["100", "101"]
         .unwrap();
         let error = Config::load_with_env(Some(&path), []).unwrap_err().to_string();
         assert!(error.contains("unique"), "{error}");
+    }
+
+    #[test]
+    fn queue_targets_default_for_all_and_override_per_queue() {
+        let config = parse(
+            r#"
+[queues]
+service_level_s = 30
+time_zone = "Australia/Sydney"
+reset_time = "06:30"
+thresholds.waiting = { amber = 5, red = 10 }
+[queues.by_id."pbx/acct/vip"]
+service_level_s = 10
+service_level_pct = { amber = 95, red = 90 }
+"#,
+        )
+        .unwrap();
+        config.validate(Path::new("c.toml")).unwrap();
+        let settings = config.queues.hub_settings();
+        let all = &settings.default_queue;
+        assert_eq!((all.service_level_s, all.short_abandon_s), (30, 5));
+        assert_eq!((all.reset_time.as_str(), all.time_zone.as_str()), ("06:30", "Australia/Sydney"));
+        assert_eq!(all.thresholds.waiting, Limits { amber: 5.0, red: 10.0 });
+        let vip = &settings.queues[&QueueId("pbx/acct/vip".into())];
+        assert_eq!((vip.service_level_s, vip.short_abandon_s), (10, 5));
+        assert_eq!(vip.thresholds.service_level_pct, Limits { amber: 95.0, red: 90.0 });
+        // What the queue leaves out comes from [queues], not from the built-in defaults.
+        assert_eq!(vip.thresholds.waiting, Limits { amber: 5.0, red: 10.0 });
+        assert_eq!(vip.time_zone, "Australia/Sydney");
+        // The day is the call center's: a queue cannot have its own.
+        let error = parse("[queues.by_id.\"a/b/c\"]\nreset_time = \"01:00\"\n").unwrap_err().to_string();
+        assert!(error.contains("line 2"), "{error}");
+        // And the environment sets them like any key.
+        let env = [
+            ("CALLBOARD_QUEUES_TIME_ZONE".to_owned(), "Europe/London".to_owned()),
+            ("CALLBOARD_QUEUES_SERVICE_LEVEL_S".to_owned(), "15".to_owned()),
+        ];
+        let config = Config::load_with_env(None, env).unwrap();
+        assert_eq!((config.queues.time_zone.as_str(), config.queues.service_level_s), ("Europe/London", 15));
+    }
+
+    #[test]
+    fn a_bad_reset_time_or_time_zone_is_refused_at_start() {
+        for (var, value, words) in [
+            ("CALLBOARD_QUEUES_RESET_TIME", "25:00", "reset_time"),
+            ("CALLBOARD_QUEUES_RESET_TIME", "7am", "reset_time"),
+            ("CALLBOARD_QUEUES_TIME_ZONE", "Mars/Olympus", "time_zone"),
+        ] {
+            let error = Config::load_with_env(None, [(var.to_owned(), value.to_owned())]).unwrap_err().to_string();
+            assert!(error.contains(words) && error.contains(value), "{error}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod ws;
 
-use crate::hub::{Hub, HubSettings};
+use crate::hub::Hub;
 use crate::store::Store;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -45,7 +45,8 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
     let shutdown = CancellationToken::new();
     let store = Store::open(&config.store.path).await.map_err(ServeError::Store)?;
     tracing::info!(path = %config.store.path.display(), "store open");
-    let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.map_err(ServeError::Store)?;
+    let hub =
+        Hub::start(store.clone(), config.queues.hub_settings(), shutdown.clone()).await.map_err(ServeError::Store)?;
     let mut connectors = crate::connectors::Connectors::default();
     let mut finishing = Vec::new();
     if config.is_demo() {

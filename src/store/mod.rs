@@ -104,7 +104,9 @@ impl Store {
         }
         let reached: Vec<(&str, &str)> = calls
             .iter()
-            .flat_map(|call| call.legs.iter().filter_map(|leg| Some((leg.extension.as_ref()?.as_str(), call.id.as_str()))))
+            .flat_map(|call| {
+                call.legs.iter().filter_map(|leg| Some((leg.extension.as_ref()?.as_str(), call.id.as_str())))
+            })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
