@@ -249,6 +249,44 @@ async fn a_pbx_that_restarts_its_numbering_is_resynced_and_reconciled() {
     shutdown.cancel();
 }
 
+#[tokio::test]
+async fn a_restart_ends_the_calls_that_hung_up_while_callboard_was_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let connected = |unique: &str| ringing(unique).replace("\"Ringing\"", "\"Connected\"");
+    // Before the restart: two channels connected.
+    {
+        let (first, _store, shutdown) = hub(&dir).await;
+        let (base, served) = serve_in_order(
+            vec![format!(r#"{{"Data":{{"500":[{},{}]}},"seq":5,"Code":0}}"#, connected("1.1"), connected("2.2"))],
+            5,
+        )
+        .await;
+        let _connector =
+            NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), first.clone(), shutdown.clone());
+        wait_until("the first state to be served", async || *served.lock().unwrap() > 1).await;
+        hub_snapshot(&first).await.unwrap();
+        shutdown.cancel();
+    }
+
+    // While Callboard was down, 1.1 hung up: the PBX's state lists only 2.2, or 1.1 as Hungup.
+    let (hub, store, shutdown) = hub(&dir).await;
+    let hungup = ringing("1.1").replace("\"Ringing\"", "\"Hungup\"");
+    let (base, served) =
+        serve_in_order(vec![format!(r#"{{"Data":{{"500":[{},{}]}},"seq":9,"Code":0}}"#, hungup, connected("2.2"))], 9)
+            .await;
+    let _connector = NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), hub.clone(), shutdown.clone());
+    wait_until("the state after the restart to be served", async || *served.lock().unwrap() > 1).await;
+    let snapshot = hub_snapshot(&hub).await.unwrap();
+    let live: Vec<&str> =
+        snapshot.calls.iter().filter(|call| call.ended_at.is_none()).map(|call| call.id.native()).collect();
+    assert_eq!(live, vec!["2.2"], "1.1 hung up while we were down");
+    let calls: HashMap<String, Call> =
+        all_history(&store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect();
+    assert!(calls["1.1"].ended_at.is_some());
+    assert_eq!(calls["2.2"].legs[0].state, LegState::Active);
+    shutdown.cancel();
+}
+
 /// The demo's call center, busy, with everyone on one PBX.
 fn busy_center(seed: u64) -> Scenario {
     Scenario { seed, ..Scenario::demo() }

@@ -90,6 +90,7 @@ impl Subscriber {
 
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
         crate::connectors::announce_extensions(&self.hub, &self.name, ACCOUNT, &self.config.extensions).await;
+        self.remember_live_channels().await;
         let mut last_seq = 0u64;
         let mut last_ok: Option<Instant> = None;
         let mut backoff = BACKOFF_FIRST;
@@ -138,6 +139,29 @@ impl Subscriber {
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
+        }
+    }
+
+    /// After a restart: the live channels today's journal holds, so the first resync ends the
+    /// ones that hung up while we were down (a `Hungup` for a channel we did not hold is skipped
+    /// on a first sync) and keeps event times rising after the journal's.
+    async fn remember_live_channels(&mut self) {
+        let Ok((_, text)) = self.hub.snapshot().await else { return };
+        let Ok(crate::model::Frame::Snapshot { snapshot, .. }) = serde_json::from_str(text.as_str()) else { return };
+        let prefix = format!("{}/{ACCOUNT}/", self.name);
+        let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for leg in snapshot.calls.iter().flat_map(|call| &call.legs) {
+            if leg.state.is_ended() || !leg.id.as_str().starts_with(&prefix) {
+                continue;
+            }
+            let channel = leg.id.native().to_owned();
+            self.live.insert(channel.clone(), leg.state_since);
+            if let Some(extension) = &leg.extension {
+                channels.extension_of.insert(channel, extension.native().to_owned());
+            }
+        }
+        if !self.live.is_empty() {
+            tracing::info!(provider = %self.name, channels = self.live.len(), "live channels from today's journal");
         }
     }
 
