@@ -29,16 +29,16 @@ pub struct CallData {
     #[serde(default, deserialize_with = "lenient_string")]
     pub status: String,
     /// With `Hungup` when the call did not connect: DISCONNECTED, NO_ANSWER, CONGESTION, BUSY.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_optional_string")]
     pub hangup_cause: Option<String>,
     /// Extra fields some servers send (providers.md 1.4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_optional_string")]
     pub other_party_caller_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_optional_string")]
     pub connected_caller_id_num: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_optional_string")]
     pub outbound_destination: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_optional_string")]
     pub secondary_unique_call_id: Option<String>,
     /// Anything else, kept so nothing is lost.
     #[serde(flatten)]
@@ -63,6 +63,16 @@ fn lenient_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<S
         Value::String(text) => text,
         Value::Number(number) => number.to_string(),
         _ => String::new(),
+    })
+}
+
+/// An optional string that may come as a number (its digits); `null`, or anything else that
+/// is no string, is absent rather than a reason to refuse the whole entry.
+fn lenient_optional_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => Some(text),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
     })
 }
 
@@ -234,6 +244,20 @@ pub fn parse_subscribe(text: &str) -> Result<Subscribe, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_extra_fields_may_come_as_numbers_or_anything_else() {
+        let text = r#"{"Data":{"400":[{"CallData":{"uniqueCallId":"1412750652.495","status":"Hungup",
+            "secondaryUniqueCallId":1412750652.496,"connectedCallerIdNum":410,"otherPartyCallerId":null,
+            "outboundDestination":{"odd":true},"hangupCause":7},"CallID":3,"Code":0}]},"seq":2,"Code":0}"#;
+        let subscribe = parse_subscribe(text).unwrap();
+        assert!(subscribe.rejected.is_empty(), "{:?}", subscribe.rejected);
+        let data = &subscribe.entries[0].1.call_data;
+        assert_eq!(data.secondary_unique_call_id.as_deref(), Some("1412750652.496"));
+        assert_eq!(data.connected_caller_id_num.as_deref(), Some("410"));
+        assert_eq!((data.other_party_caller_id.as_deref(), data.outbound_destination.as_deref()), (None, None));
+        assert_eq!(data.hangup_cause.as_deref(), Some("7"));
+    }
 
     #[test]
     fn no_break_spaces_are_whitespace_between_tokens_only() {
