@@ -435,3 +435,37 @@ async fn unified_api_registers_the_call_events_and_dials_holds_and_hangs_up() {
     shutdown.cancel();
     app.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_refusal_that_echoes_the_hook_url_never_shows_the_webhook_secret() {
+    use axum::routing::{get, post};
+    // A UnifiedAPI that takes the token, lists no Call Events, and refuses each new one with a
+    // message quoting the URL it was given.
+    let uapi = axum::Router::new()
+        .route(
+            "/oauth/token.php",
+            post(|| async { axum::Json(serde_json::json!({"access_token": "t", "expires_in": 3600})) }),
+        )
+        .route("/uapi/extensions/@me/{extension}/phoneCallEvents", get(|| async { axum::Json(serde_json::json!([])) }))
+        .route(
+            "/uapi/extensions/@me/{extension}/phoneCallEvents/",
+            post(|axum::Json(body): axum::Json<serde_json::Value>| async move {
+                (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    format!("url {} is not reachable", body["url"].as_str().unwrap_or("")),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, uapi).await.unwrap() });
+    let app = app(&["0001*101"], Some(&url)).await;
+    wait_until("the refusal to be counted", async || app.connector.health().errors > 0).await;
+    let shown = app.connector.health().last_error.unwrap();
+    assert!(shown.contains("is not reachable") && shown.contains("(secret)"), "{shown}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    // Browsers read the same health through the hub.
+    let published = serde_json::to_string(&app.hub.connectors().await.unwrap()).unwrap();
+    assert!(!published.contains(SECRET));
+    app.shutdown.cancel();
+}

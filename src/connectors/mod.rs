@@ -283,6 +283,15 @@ pub async fn resolve_secret(secret: &mut String, store: &crate::store::Store, na
     Ok(())
 }
 
+/// Provider text (an error, a refusal) with our webhook secret taken out, before it is logged
+/// or shown: a provider may echo the hook URL it was sent, and that URL carries the secret.
+pub fn without_secret(text: String, secret: &str) -> String {
+    if secret.is_empty() {
+        return text;
+    }
+    text.replace(secret, "(secret)")
+}
+
 /// Whether `given` is `expected`, in time that does not depend on where they differ.
 pub fn secret_matches(given: &str, expected: &str) -> bool {
     use subtle::ConstantTimeEq;

@@ -275,10 +275,7 @@ impl Shared {
     /// Error text from Integrate with our webhook secret taken out: a reply may echo the
     /// `post_uri` it was sent.
     fn redacted(&self, text: String) -> String {
-        if self.config.webhook_secret.is_empty() {
-            return text;
-        }
-        text.replace(&self.config.webhook_secret, "(secret)")
+        super::without_secret(text, &self.config.webhook_secret)
     }
 
     async fn count_error(&self, text: String) {

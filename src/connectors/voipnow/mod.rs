@@ -290,6 +290,8 @@ impl Callbacks {
                 "VoipNow Call Events registered"
             ),
             Err(error) => {
+                // VoipNow may echo the hook URL it was sent, which carries the webhook secret.
+                let error = super::without_secret(error.to_string(), &self.config.webhook_secret);
                 tracing::warn!(provider = %self.name, %error, "VoipNow Call Events could not be registered");
                 self.count_error(format!("registering the Call Events: {error}")).await;
             }
@@ -297,6 +299,7 @@ impl Callbacks {
     }
 
     async fn count_error(&self, text: String) {
+        let text = super::without_secret(text, &self.config.webhook_secret);
         let health = {
             let mut inner = self.lock();
             inner.book.error(text);
