@@ -349,7 +349,11 @@ impl Tracker {
             nth => format!("{}/{}~{}", call.ivrid, view.number, nth + 1),
         };
         let at = previous.map_or(at, |memo| at.max(memo.at));
-        let answered = call.answered || previous.is_some_and(|memo| memo.answered) || state.is_answered();
+        // Click-to-call leg 1 is "answered" when the agent picks up their own phone: the call
+        // itself is answered only when leg 2's far end does, so a far end that never picks up
+        // ends as no answer.
+        let own_answer = call.answered && call.c2c != Some(1);
+        let answered = own_answer || previous.is_some_and(|memo| memo.answered) || state.is_answered();
         let queue = queue.map(str::to_owned).or_else(|| self.queue_of.get(&call.ivrid).cloned());
         self.revision += 1;
         let report = LegReport {
@@ -589,6 +593,43 @@ mod tests {
         assert_eq!(ended[0].leg.native(), "x-1/500");
         assert_eq!(tracker.live_legs(), 0);
         assert!(tracker.take(&hangup, &Value::Null, 1_700_000_006_000).is_empty(), "a repeated HANGUP adds nothing");
+    }
+
+    #[test]
+    fn a_click_to_call_whose_far_end_never_answers_ends_as_no_answer() {
+        let mut tracker = Tracker::new("vc", "a");
+        let at = |second: i64| 1_700_000_000_000 + second * 1000;
+        let leg = |reason: &str, status: &str, c2c: u8, answered: u8, second: i64| {
+            let call = serde_json::json!({ "ivrid": "c-1", "callstatus": status, "direction": "Click2Call",
+                "c2cdirection": c2c, "answered": answered, "callerphone": "0722111222" });
+            extension_event(serde_json::json!({
+                "reason": reason, "servertime": 1_700_000_000 + second, "number": 500,
+                "calls": [call.clone()], "currentCall": call,
+            }))
+        };
+        // The agent's phone rings and is picked up (leg 1), then the far end rings (leg 2).
+        for (i, message) in
+            [leg("NEWCALL", "Dialing", 1, 0, 0), leg("ANSWER", "Talking", 1, 1, 3), leg("NEWCALL", "Talking", 2, 0, 4)]
+                .iter()
+                .enumerate()
+        {
+            tracker.take(message, &Value::Null, at(i as i64 * 3 + 1));
+        }
+        let hangup = extension_event(serde_json::json!({
+            "reason": "HANGUP", "cause": "Normal hangup", "ivruniqueid": "c-1", "servertime": 1_700_000_030,
+            "number": 500, "calls": [],
+            "currentCall": { "ivrid": "c-1", "callstatus": "Talking", "direction": "Click2Call", "c2cdirection": 2, "answered": 0 },
+        }));
+        let events = tracker.take(&hangup, &Value::Null, at(31));
+        let ended: Vec<&LegReport> = events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::Leg(report) if report.state == LegState::Ended => Some(report),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ended.len(), 1, "{events:?}");
+        assert_eq!(ended[0].end_cause, Some(EndCause::NoAnswer));
     }
 
     #[test]
