@@ -155,6 +155,28 @@ async fn every_literal_message_of_the_seed_ingests_to_the_expected_state_and_his
 }
 
 #[tokio::test]
+async fn an_unusable_cdr_is_counted_and_skipped_and_the_rest_of_its_list_is_taken() {
+    let app = app(Setup { users: &["100", "101"], ..Setup::default() }).await;
+    // The first record ends before it starts; the second is the seed's.
+    let list = fixture("cdrs.txt").replacen(
+        "\"end_time\": Fri, 03 Mar 2017 18:48:26",
+        "\"end_time\": Fri, 03 Mar 2017 18:40:26",
+        1,
+    );
+    assert_eq!(post(&app.base, SECRET, list).await, 200, "acknowledged: sending it again would not help");
+    let history = all_history(&app.store).await.unwrap();
+    let ids: Vec<&str> = history.iter().map(|call| call.id.native()).collect();
+    assert_eq!(ids, vec!["20150304190117063148-7ac5d753bddb15fb2f5900018ca06e24"], "only the usable record");
+    let health = app.connector.health();
+    assert_eq!(health.errors, 1);
+    assert!(
+        health.last_error.as_deref().unwrap_or("").contains("CDR 0: a CDR that ends before it starts"),
+        "{health:?}"
+    );
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
 async fn a_wrong_secret_an_oversized_body_and_garbage_leave_state_untouched_and_are_counted() {
     let app = app(Setup { users: &["126"], ..Setup::default() }).await;
     let client = callboard::connectors::http_client();

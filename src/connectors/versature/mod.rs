@@ -278,6 +278,12 @@ impl Shared {
         super::without_secret(text, &self.config.webhook_secret)
     }
 
+    /// A CDR that cannot be used, counted and logged; the rest of its list goes on.
+    async fn skip_cdr(&self, reason: String) {
+        tracing::warn!(provider = %self.name, %reason, "Versature CDR skipped");
+        self.count_error(reason).await;
+    }
+
     async fn count_error(&self, text: String) {
         let text = self.redacted(text);
         self.lock().book.error(text);
@@ -441,12 +447,14 @@ impl Shared {
                 Ok(reports) => reports.into_iter().map(|(report, at)| (report, at, None)).collect(),
                 Err(reason) => return refuse(reason).await,
             },
+            // One unusable record does not cost the list's others: it is counted and skipped,
+            // and the list acknowledged, since sending it again could not make it usable.
             Message::Cdrs(cdrs) => {
                 let mut reports = Vec::new();
                 for (index, cdr) in cdrs.iter().enumerate() {
                     match cdr_reports(&ids, cdr) {
                         Ok(more) => reports.extend(more.into_iter().map(|(report, at)| (report, at, Some(index)))),
-                        Err(reason) => return refuse(format!("CDR {index}: {reason}")).await,
+                        Err(reason) => self.skip_cdr(format!("CDR {index}: {reason}")).await,
                     }
                 }
                 reports
@@ -462,6 +470,9 @@ impl Shared {
             match self.hub.submit(event).await {
                 Ok(_) => {}
                 Err(HubError::Stopped) => return Err(HookRefusal::Unavailable),
+                Err(HubError::Refused(reason)) if record.is_some() => {
+                    self.skip_cdr(format!("CDR {}: {reason}", record.unwrap_or_default())).await;
+                }
                 Err(HubError::Refused(reason)) => return refuse(reason).await,
             }
         }
