@@ -196,7 +196,9 @@ fn QueueCard(queue: RwSignal<Queue>) -> impl IntoView {
             <ul class="mt-3 space-y-1 text-sm" aria-label="Callers waiting">
                 <For
                     each=move || queue.with(|queue| queue.waiting.clone())
-                    key=|entry| entry.call.clone()
+                    // The caller's name and join time are part of the key: a provider may name
+                    // the caller, or correct the join time, after the caller joined.
+                    key=|entry| (entry.call.clone(), entry.caller.clone(), entry.joined_at)
                     let(entry)
                 >
                     <li class="flex justify-between rounded bg-slate-800 px-2 py-1" data-waiting=entry.call.to_string()>
