@@ -287,8 +287,18 @@ async fn contacts_import_look_up_by_any_spelling_and_delete() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["imported"], 1);
     assert_eq!(body["skipped"][0], "line 3: \"xx\" is not a phone number");
+    // The same file again, and the same contact written another way, add nothing.
+    let again = "name,number\nJane Citizen,(02) 9999 0000\njane citizen,+61 2 9999 0000\nJohn Citizen,(02) 9999 0000\n";
+    let (status, body) = send(Request::post("/api/v1/contacts/import").body(Body::from(again)).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["imported"], 1, "only John, who shares Jane's number: {body}");
+    assert_eq!(body["skipped"][0], "line 2: Jane Citizen ((02) 9999 0000) is already a contact");
+    assert_eq!(body["skipped"][1], "line 3: jane citizen (+61 2 9999 0000) is already a contact");
+    let (_, all) = send(Request::get("/api/v1/contacts").body(Body::empty()).unwrap()).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
     let (_, found) = send(Request::get("/api/v1/contacts?number=%2B61299990000").body(Body::empty()).unwrap()).await;
     assert_eq!(found[0]["name"], "Jane Citizen");
+    assert_eq!(found[1]["name"], "John Citizen");
     let (_, none) = send(Request::get("/api/v1/contacts?number=0299990001").body(Body::empty()).unwrap()).await;
     assert_eq!(none, serde_json::json!([]));
     let id = found[0]["id"].as_i64().unwrap();

@@ -53,8 +53,15 @@ test("contacts are added, imported, called and deleted from the desk", async ({ 
   await contacts.locator("[data-contact-csv]").fill("name,number,company\nGrace Hopper,02 9999 5678,Navy\nNobody,,\n");
   await contacts.getByRole("button", { name: "Import" }).click();
   await expect(contacts.locator("[data-contacts-message]")).toHaveText("Imported 1, skipped 1");
+  await expect(contacts.locator("[data-contacts-skipped] li")).toHaveText(['line 3: "" is not a phone number']);
   const grace = contacts.locator("[data-contact]", { hasText: "Grace Hopper" });
   await expect(grace).toBeVisible();
+  // The same file again adds nobody twice, and says why.
+  await contacts.locator("[data-contact-csv]").fill("name,number,company\nGrace Hopper,02 9999 5678,Navy\n");
+  await contacts.getByRole("button", { name: "Import" }).click();
+  await expect(contacts.locator("[data-contacts-message]")).toHaveText("Imported 0, skipped 1");
+  await expect(contacts.locator("[data-contacts-skipped] li")).toHaveText(["line 2: Grace Hopper (02 9999 5678) is already a contact"]);
+  await expect(grace).toHaveCount(1);
 
   // Calling a contact rings the agent's own phone first, and the pop names the contact.
   await grace.getByRole("button", { name: "Call" }).click();

@@ -401,6 +401,9 @@ fn PreviousCall(call: Call) -> impl IntoView {
     }
 }
 
+/// How many skipped rows of an import the desk names.
+const SKIPPED_SHOWN: usize = 5;
+
 /// How many of the agent's own finished calls the desk lists.
 const RECENT_CALLS: usize = 8;
 
@@ -525,6 +528,8 @@ fn Contacts(
         RwSignal::new(String::new()),
         RwSignal::new(String::new()),
     );
+    // Why the last import skipped rows, line by line, so the file can be put right.
+    let skipped_rows = RwSignal::new(Vec::<String>::new());
     let add = move || {
         let contact = Contact { id: 0, name: name.get_untracked(), number: number.get_untracked(), company: None };
         leptos::task::spawn_local(async move {
@@ -544,12 +549,19 @@ fn Contacts(
         leptos::task::spawn_local(async move {
             match send::<serde_json::Value>("POST", "/api/v1/contacts/import", Body::<()>::Text(text)).await {
                 Ok(result) => {
-                    let skipped = result["skipped"].as_array().map_or(0, Vec::len);
-                    message.set(format!("Imported {}, skipped {skipped}", result["imported"]));
+                    let skipped: Vec<String> = result["skipped"]
+                        .as_array()
+                        .map(|rows| rows.iter().filter_map(|row| row.as_str().map(str::to_owned)).collect())
+                        .unwrap_or_default();
+                    message.set(format!("Imported {}, skipped {}", result["imported"], skipped.len()));
+                    skipped_rows.set(skipped);
                     csv.set(String::new());
                     version.update(|v| *v += 1);
                 }
-                Err(words) => message.set(words),
+                Err(words) => {
+                    message.set(words);
+                    skipped_rows.set(Vec::new());
+                }
             }
         });
     };
@@ -596,6 +608,14 @@ fn Contacts(
                 <button type="button" class="rounded bg-slate-700 px-3 py-1 text-sm" on:click=move |_| import()>"Import"</button>
             </details>
             <p class="mt-1 text-sm text-slate-300" data-contacts-message="">{move || message.get()}</p>
+            <ul class="text-xs text-amber-300" data-contacts-skipped="">
+                {move || {
+                    let rows = skipped_rows.get();
+                    let more = rows.len().saturating_sub(SKIPPED_SHOWN);
+                    let shown = rows.into_iter().take(SKIPPED_SHOWN).map(|why| view! { <li>{why}</li> }).collect_view();
+                    view! { {shown} {(more > 0).then(|| view! { <li>{format!("and {more} more")}</li> })} }
+                }}
+            </ul>
         </section>
     }
 }

@@ -61,6 +61,9 @@ pub enum Body<'a, T> {
 #[cfg(feature = "hydrate")]
 async fn error_text(response: gloo_net::http::Response) -> String {
     let status = response.status();
+    if status == 413 {
+        return "too large for the server: it takes bodies up to its [server] body_limit_bytes".into();
+    }
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     body.get("error").and_then(serde_json::Value::as_str).map_or_else(|| format!("HTTP {status}"), str::to_owned)
 }

@@ -39,6 +39,14 @@ fn check(contact: &Contact) -> Result<(), String> {
     if digits < 2 || contact.number.len() > 40 {
         return Err(format!("{:?} is not a phone number", contact.number));
     }
+    // What the desk cannot dial is no use in the list: `0412 345 678 (mobile)`, `ext 12`, or
+    // a spreadsheet's `6.14E+10`.
+    if crate::model::phone::dialable(&contact.number).is_none() {
+        return Err(format!(
+            "{:?} is not a number to dial: only digits, spaces, dashes, dots, brackets and a leading +",
+            contact.number
+        ));
+    }
     Ok(())
 }
 
@@ -61,15 +69,30 @@ async fn remove(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Js
 }
 
 /// CSV with a header row naming `name` and `number` (and optionally `company`), in any order.
-/// Good rows are saved in one transaction; each bad one is reported by line.
+/// Good rows are saved in one transaction; each bad one is reported by line, and so is each
+/// contact the list already has (same name, same number however written), so importing a file
+/// again adds nothing.
 async fn import(State(state): State<AppState>, body: String) -> Result<Json<serde_json::Value>, ApiError> {
-    let (contacts, skipped) = parse_csv(&body).map_err(ApiError::BadRequest)?;
-    let saved = state.store.save_contacts(&contacts).await?;
-    Ok(Json(serde_json::json!({ "imported": saved.len(), "skipped": skipped })))
+    let (rows, mut skipped) = parse_csv(&body).map_err(ApiError::BadRequest)?;
+    let contacts: Vec<Contact> = rows.iter().map(|(_, contact)| contact.clone()).collect();
+    let added = state.store.add_new_contacts(&contacts).await?;
+    let mut imported = 0;
+    for ((line, contact), saved) in rows.iter().zip(&added) {
+        match saved {
+            Some(_) => imported += 1,
+            None => skipped
+                .push((*line, format!("line {line}: {} ({}) is already a contact", contact.name, contact.number))),
+        }
+    }
+    skipped.sort();
+    let skipped: Vec<String> = skipped.into_iter().map(|(_, why)| why).collect();
+    Ok(Json(serde_json::json!({ "imported": imported, "skipped": skipped })))
 }
 
-/// The contacts in a CSV text and, for each row that is not one, why.
-pub fn parse_csv(text: &str) -> Result<(Vec<Contact>, Vec<String>), String> {
+/// The contacts in a CSV text with the line each starts on, and for each row that is not one,
+/// its line and why.
+#[allow(clippy::type_complexity)]
+pub fn parse_csv(text: &str) -> Result<(Vec<(u64, Contact)>, Vec<(u64, String)>), String> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|error| format!("the CSV header cannot be read: {error}"))?.clone();
     let column = |name: &str| headers.iter().position(|header| header.eq_ignore_ascii_case(name));
@@ -78,18 +101,19 @@ pub fn parse_csv(text: &str) -> Result<(Vec<Contact>, Vec<String>), String> {
     };
     let company = column("company");
     let (mut contacts, mut skipped) = (Vec::new(), Vec::new());
-    for (index, record) in reader.records().enumerate() {
-        let line = index + 2;
+    for record in reader.records() {
         if contacts.len() + skipped.len() >= MAX_IMPORT_ROWS {
             return Err(format!("at most {MAX_IMPORT_ROWS} rows per import"));
         }
         let record = match record {
             Ok(record) => record,
             Err(error) => {
-                skipped.push(format!("line {line}: {error}"));
+                let line = error.position().map_or(0, |at| line_of(text, at));
+                skipped.push((line, format!("line {line}: {error}")));
                 continue;
             }
         };
+        let line = record.position().map_or(0, |at| line_of(text, at));
         let field = |at: usize| record.get(at).unwrap_or_default().to_owned();
         let contact = Contact {
             id: 0,
@@ -98,11 +122,19 @@ pub fn parse_csv(text: &str) -> Result<(Vec<Contact>, Vec<String>), String> {
             company: company.map(field).filter(|company| !company.is_empty()),
         };
         match check(&contact) {
-            Ok(()) => contacts.push(contact),
-            Err(why) => skipped.push(format!("line {line}: {why}")),
+            Ok(()) => contacts.push((line, contact)),
+            Err(why) => skipped.push((line, format!("line {line}: {why}"))),
         }
     }
     Ok((contacts, skipped))
+}
+
+/// The line a row starts on, counting blank lines and quoted fields that span lines. The csv
+/// reader's position is where it began reading, before the blank lines it skipped.
+fn line_of(text: &str, at: &csv::Position) -> u64 {
+    let start = usize::try_from(at.byte()).unwrap_or(usize::MAX).min(text.len());
+    let blank = text[start..].bytes().take_while(|byte| matches!(byte, b'\r' | b'\n')).filter(|b| *b == b'\n').count();
+    (text.as_bytes()[..start].iter().filter(|byte| **byte == b'\n').count() + blank + 1) as u64
 }
 
 #[cfg(test)]
@@ -114,8 +146,21 @@ mod tests {
         let text = "Number,Name,Company\n02 9999 0000,Jane Citizen,ACME\nnot-a-number,Bad Row,\n+61412345678,Sam,\n";
         let (contacts, skipped) = parse_csv(text).unwrap();
         assert_eq!(contacts.len(), 2);
-        assert_eq!((contacts[0].name.as_str(), contacts[0].company.as_deref()), ("Jane Citizen", Some("ACME")));
-        assert_eq!(skipped, vec!["line 3: \"not-a-number\" is not a phone number".to_owned()]);
+        let (line, jane) = &contacts[0];
+        assert_eq!((*line, jane.name.as_str(), jane.company.as_deref()), (2, "Jane Citizen", Some("ACME")));
+        assert_eq!(skipped, vec![(3, "line 3: \"not-a-number\" is not a phone number".to_owned())]);
         assert!(parse_csv("who,what\nx,y\n").unwrap_err().contains("`name` and `number`"));
+    }
+
+    #[test]
+    fn what_cannot_be_dialled_is_refused_and_lines_count_as_the_file_has_them() {
+        // A blank line, and a quoted address over two lines, before the rows that go wrong.
+        let text = "name,number,company\n\nAda,02 9999 0001,\"1 Long St\nSydney\"\nBob,0412 345 678 (mobile),\nCy,6.14E+10,\nDi,(02) 9999-0002,\n";
+        let (contacts, skipped) = parse_csv(text).unwrap();
+        let kept: Vec<(u64, &str)> = contacts.iter().map(|(line, c)| (*line, c.name.as_str())).collect();
+        assert_eq!(kept, vec![(3, "Ada"), (7, "Di")]);
+        let lines: Vec<u64> = skipped.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, vec![5, 6]);
+        assert!(skipped[0].1.starts_with("line 5: \"0412 345 678 (mobile)\" is not a number to dial"), "{skipped:?}");
     }
 }

@@ -65,6 +65,50 @@ impl Store {
         Ok(saved)
     }
 
+    /// Adds each contact the list does not have yet, in one transaction: `None` for one whose
+    /// name (ignoring case) and number (in E.164, else as written) are already there, from
+    /// before or earlier in `contacts`.
+    pub async fn add_new_contacts(&self, contacts: &[Contact]) -> Result<Vec<Option<Contact>>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let mut added = Vec::with_capacity(contacts.len());
+        for contact in contacts {
+            let normal = e164(&contact.number);
+            // By the E.164 index when the number has that form (nearly always).
+            let known: Option<i64> =
+                match &normal {
+                    Some(normal) => {
+                        sqlx::query_scalar("SELECT id FROM contacts WHERE e164 = ? AND lower(name) = lower(?) LIMIT 1")
+                            .bind(normal)
+                            .bind(contact.name.trim())
+                            .fetch_optional(&mut *transaction)
+                            .await?
+                    }
+                    None => sqlx::query_scalar(
+                        "SELECT id FROM contacts WHERE e164 IS NULL AND number = ? AND lower(name) = lower(?) LIMIT 1",
+                    )
+                    .bind(&contact.number)
+                    .bind(contact.name.trim())
+                    .fetch_optional(&mut *transaction)
+                    .await?,
+                };
+            if known.is_some() {
+                added.push(None);
+                continue;
+            }
+            let id = sqlx::query("INSERT INTO contacts (name, number, e164, company) VALUES (?, ?, ?, ?)")
+                .bind(contact.name.trim())
+                .bind(&contact.number)
+                .bind(normal.as_deref())
+                .bind(contact.company.as_deref())
+                .execute(&mut *transaction)
+                .await?
+                .last_insert_rowid();
+            added.push(Some(Contact { id, name: contact.name.trim().to_owned(), ..contact.clone() }));
+        }
+        transaction.commit().await?;
+        Ok(added)
+    }
+
     /// Removes a contact; false when there was none with that id.
     pub async fn delete_contact(&self, id: i64) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM contacts WHERE id = ?").bind(id).execute(&self.pool).await?;
