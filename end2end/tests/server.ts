@@ -96,15 +96,16 @@ export class CallboardServer {
 }
 
 /** The simulated Noojee API on its own (`callboard sim --face noojee=...`), as a provider that a
- * configured Callboard connects to, for tests that take the provider away or bring it late. */
-export class SimulatedNoojee {
+ * configured Callboard connects to, for tests that take the provider away or bring it late.
+ * `start(port, "voicenter")` serves the simulated Voicenter login API and monitor instead. */
+export class SimulatedPbx {
   private constructor(
     readonly port: number,
     private readonly child: ChildProcess,
   ) {}
 
-  static async start(port: number): Promise<SimulatedNoojee> {
-    const child = spawn(binary, ["sim", "--face", `noojee=127.0.0.1:${port}`, "--minutes", "30", "--time-scale", "1"], {
+  static async start(port: number, face = "noojee"): Promise<SimulatedPbx> {
+    const child = spawn(binary, ["sim", "--face", `${face}=127.0.0.1:${port}`, "--minutes", "30", "--time-scale", "1"], {
       env: { ...process.env, RUST_LOG: "warn" },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -113,10 +114,10 @@ export class SimulatedNoojee {
     child.stderr?.on("data", (chunk) => (log += chunk));
     const deadline = Date.now() + 30_000;
     while (!log.includes("serving:")) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`simulated Noojee did not start:\n${log}`);
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`simulated ${face} did not start:\n${log}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    return new SimulatedNoojee(port, child);
+    return new SimulatedPbx(port, child);
   }
 
   /** The `base_url` a Callboard provider entry names. */
