@@ -95,9 +95,9 @@ export class CallboardServer {
   }
 }
 
-/** The simulated Noojee API on its own (`callboard sim --face noojee=...`), as a provider that a
- * configured Callboard connects to, for tests that take the provider away or bring it late.
- * `start(port, "voicenter")` serves the simulated Voicenter login API and monitor instead. */
+/** A simulated PBX on its own (`callboard sim --face <face>=...`: Noojee's API by default, or
+ * Voicenter's login API and monitor), as a provider that a configured Callboard connects to,
+ * for tests that take the provider away, bring it late, or need its kind. */
 export class SimulatedPbx {
   private constructor(
     readonly port: number,
@@ -120,7 +120,7 @@ export class SimulatedPbx {
     return new SimulatedPbx(port, child);
   }
 
-  /** The `base_url` a Callboard provider entry names. */
+  /** The `base_url` a Callboard Noojee provider entry names. */
   static baseUrl(port: number): string {
     return `http://127.0.0.1:${port}/servicemanager/rest`;
   }
