@@ -163,11 +163,25 @@ test("an abandoned caller is called back from the queues screen", async ({ page 
   await list.locator("summary").click();
   await expect(list).toHaveJSProperty("open", true);
 
-  await list.locator("[data-action=call_back]").first().click();
+  const row = list.locator("[data-abandoned]", { has: page.locator("[data-action=call_back]") }).first();
+  const abandoned = await row.getAttribute("data-abandoned");
+  await row.locator("[data-action=call_back]").click();
   await expect.poll(async () => {
     const snap = await (await page.request.get(server.url + "/api/v1/snapshot")).json();
     return snap.calls.some((call: any) => call.origin.kind === "click_to_call" && call.legs.some((leg: any) => leg.extension === extension));
   }).toBe(true);
+
+  // Once the caller answers the call back, the day says they were reached; the list puts those
+  // still to call first, and offers this one no second call back.
+  await expect.poll(async () => {
+    const day = await (await page.request.get(`${server.url}/api/v1/queues/today?queue=${encodeURIComponent(id!)}`)).json();
+    return Object.keys(day.reached ?? {});
+  }, { timeout: 45_000 }).toContain(abandoned);
+  await expect(list.locator("[data-abandoned-summary]")).toContainText("not reached since");
+  await expect(list.locator(`[data-abandoned="${abandoned}"] [data-action=call_back]`)).toHaveCount(0);
+  const rows = list.locator("[data-abandoned]");
+  const marks = await rows.evaluateAll((items) => items.map((item) => item.hasAttribute("data-reached")));
+  expect(marks, "reached callers come after those still to call").toEqual([...marks].sort());
 });
 
 test("a finished call is listed under the agent's recent calls and called back from there", async ({ page }) => {

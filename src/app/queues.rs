@@ -260,18 +260,37 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
         {move || day.get().flatten().map(|day| {
             let chart = chart_svg(&day.hours);
             let abandoned_count = day.abandoned_count();
-            let abandoned = day.abandoned.into_iter().take(8).map(|entry| {
+            let not_reached = abandoned_count - day.reached.len();
+            let reached = day.reached;
+            // Those still to call back first, each part latest first.
+            let mut entries = day.abandoned;
+            entries.sort_by_key(|entry| (reached.contains_key(&entry.call), std::cmp::Reverse(entry.left_at)));
+            let abandoned = entries.into_iter().take(8).map(|entry| {
+                // Reached since, by a call back or by calling again: nothing left to do.
+                let reached_at = reached.get(&entry.call).copied();
                 // Withheld and anonymous callers have nothing to call back.
                 let number = entry.caller.number.clone().filter(|number| crate::model::phone::dialable(number).is_some()).unwrap_or_default();
                 let dial = number.clone();
                 let left = entry.left_at.unwrap_or_default();
                 view! {
-                    <li class="flex items-center justify-between gap-2 py-0.5" data-abandoned=entry.call.to_string()>
+                    <li
+                        class="flex items-center justify-between gap-2 py-0.5"
+                        class:text-slate-500=reached_at.is_some()
+                        data-abandoned=entry.call.to_string()
+                        data-reached=reached_at.map(|_| "")
+                    >
                         <span>{format::party(&entry.caller)}</span>
                         <span class="tabular-nums text-slate-400">{move || format!("{} ago", duration_text(clock.now.get() - left))}</span>
-                        <Show when={let number = number.clone(); move || !number.is_empty() && can_dial()}>
-                            <button type="button" class="rounded bg-emerald-800 px-2 text-xs" data-action="call_back" on:click={let dial = dial.clone(); move |_| call_back(dial.clone())}>"Call back"</button>
-                        </Show>
+                        {match reached_at {
+                            Some(at) => view! {
+                                <span class="text-xs text-emerald-300">{move || format!("✓ reached {} ago", duration_text(clock.now.get() - at))}</span>
+                            }.into_any(),
+                            None => view! {
+                                <Show when={let number = number.clone(); move || !number.is_empty() && can_dial()}>
+                                    <button type="button" class="rounded bg-emerald-800 px-2 text-xs" data-action="call_back" on:click={let dial = dial.clone(); move |_| call_back(dial.clone())}>"Call back"</button>
+                                </Show>
+                            }.into_any(),
+                        }}
                     </li>
                 }
             }).collect_view();
@@ -281,7 +300,13 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
                     <div class="text-slate-400" inner_html=chart></div>
                 </div>
                 <details class="mt-2 text-sm">
-                    <summary class="cursor-pointer text-slate-300">{format!("Abandoned today ({abandoned_count})")}</summary>
+                    <summary class="cursor-pointer text-slate-300" data-abandoned-summary="">
+                        {if abandoned_count == not_reached {
+                            format!("Abandoned today ({abandoned_count})")
+                        } else {
+                            format!("Abandoned today ({abandoned_count}, {not_reached} not reached since)")
+                        }}
+                    </summary>
                     <ul>{abandoned}</ul>
                     <p class="text-xs text-slate-300">{move || message.get()}</p>
                 </details>

@@ -281,12 +281,44 @@ pub struct QueueDay {
     pub hours: Vec<HourFigures>,
     /// Today's abandoned callers, latest first.
     pub abandoned: Vec<QueueEntry>,
+    /// The abandoned calls (by id) whose caller was reached afterwards, by a call back or by
+    /// calling again: when that later call was answered. Filled from the call history.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reached: std::collections::BTreeMap<CallId, Timestamp>,
 }
 
 impl QueueDay {
     /// How many callers abandoned today.
     pub fn abandoned_count(&self) -> usize {
         self.abandoned.len()
+    }
+
+    /// Marks each abandoned caller reached by an answered call in `answered` (E.164 number,
+    /// call, answer time) that is another call with the same number, answered after they gave up.
+    pub fn mark_reached(&mut self, answered: &[(String, CallId, Timestamp)]) {
+        for entry in &self.abandoned {
+            let (Some(number), Some(left)) = (entry.caller.number.as_deref().and_then(super::e164), entry.left_at)
+            else {
+                continue;
+            };
+            let first = answered
+                .iter()
+                .filter(|(other, call, at)| *other == number && *call != entry.call && *at >= left)
+                .map(|(_, _, at)| *at)
+                .min();
+            if let Some(at) = first {
+                self.reached.insert(entry.call.clone(), at);
+            }
+        }
+    }
+
+    /// The E.164 numbers of the abandoned callers, to look their later calls up by.
+    pub fn abandoned_numbers(&self) -> Vec<String> {
+        let mut numbers: Vec<String> =
+            self.abandoned.iter().filter_map(|entry| entry.caller.number.as_deref().and_then(super::e164)).collect();
+        numbers.sort();
+        numbers.dedup();
+        numbers
     }
 
     /// Buckets the day's entries by the hour they joined in (callers who joined before the day
@@ -326,7 +358,7 @@ impl QueueDay {
             }
         }
         abandoned.sort_by_key(|entry| std::cmp::Reverse(entry.left_at));
-        Self { queue, hours: hours.into_values().collect(), abandoned }
+        Self { queue, hours: hours.into_values().collect(), abandoned, reached: Default::default() }
     }
 }
 
@@ -344,6 +376,35 @@ pub struct Queue {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_abandoned_caller_is_reached_by_a_later_answered_call_with_their_number() {
+        let gave_up = |call: &str, number: &str, left: Timestamp| QueueEntry {
+            call: CallId(call.into()),
+            caller: Party { number: Some(number.into()), ..Party::default() },
+            joined_at: Some(left - 30_000),
+            left_at: Some(left),
+            outcome: Some(QueueOutcome::Abandoned),
+            talk_ms: None,
+        };
+        let mut day = QueueDay {
+            queue: QueueId("q".into()),
+            hours: Vec::new(),
+            abandoned: vec![gave_up("a1", "0299990001", 100_000), gave_up("a2", "+61 2 9999 0002", 100_000)],
+            reached: Default::default(),
+        };
+        assert_eq!(day.abandoned_numbers(), vec!["+61299990001".to_owned(), "+61299990002".to_owned()]);
+        day.mark_reached(&[
+            // Answered before 0001 gave up, and the abandoned call itself: neither counts.
+            ("+61299990001".into(), CallId("x".into()), 90_000),
+            ("+61299990002".into(), CallId("a2".into()), 95_000),
+            // Called back later, twice: the first answer is when they were reached.
+            ("+61299990001".into(), CallId("b1".into()), 180_000),
+            ("+61299990001".into(), CallId("b2".into()), 150_000),
+        ]);
+        assert_eq!(day.reached.into_iter().collect::<Vec<_>>(), vec![(CallId("a1".into()), 150_000)]);
+    }
+
     use super::*;
 
     fn entry(joined: i64, left: Option<(i64, QueueOutcome)>) -> QueueEntry {

@@ -31,7 +31,14 @@ struct QueueParam {
 /// A queue's day so far: figures per hour and today's abandoned callers.
 async fn queue_today(State(state): State<AppState>, Query(param): Query<QueueParam>) -> Result<Response, ApiError> {
     match state.hub.queue_day(crate::model::QueueId(param.queue.clone())).await? {
-        Some(day) => Ok(Json(day).into_response()),
+        Some(mut day) => {
+            let since = day.abandoned.iter().filter_map(|entry| entry.left_at).min();
+            if let Some(since) = since {
+                let answered = state.store.answered_calls_with(&day.abandoned_numbers(), since).await?;
+                day.mark_reached(&answered);
+            }
+            Ok(Json(day).into_response())
+        }
         None => Err(ApiError::NotFound(format!("there is no queue {:?}", param.queue))),
     }
 }

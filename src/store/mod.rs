@@ -121,6 +121,35 @@ impl Store {
         Ok(())
     }
 
+    /// The answered calls started since `since` whose caller has one of these E.164 numbers:
+    /// (number, call, answer time), for telling which abandoned callers were reached later.
+    pub async fn answered_calls_with(
+        &self,
+        numbers: &[String],
+        since: Timestamp,
+    ) -> Result<Vec<(String, crate::model::CallId, Timestamp)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in numbers.chunks(ROWS_PER_STATEMENT) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT caller_e164, id, json_extract(call, '$.answered_at') FROM calls WHERE started_at >= ",
+            );
+            query.push_bind(since).push(" AND json_extract(call, '$.answered_at') IS NOT NULL AND caller_e164 IN (");
+            let mut list = query.separated(", ");
+            for number in chunk {
+                list.push_bind(number);
+            }
+            query.push(")");
+            for row in query.build().fetch_all(&self.pool).await? {
+                found.push((
+                    row.get::<String, _>(0),
+                    crate::model::CallId(row.get::<String, _>(1)),
+                    row.get::<i64, _>(2),
+                ));
+            }
+        }
+        Ok(found)
+    }
+
     /// The events received since `since`, in the order they were applied.
     pub async fn journal_since(&self, since: Timestamp) -> Result<Vec<JournalEntry>, StoreError> {
         let rows = sqlx::query("SELECT seq, event FROM journal WHERE received_at >= ? ORDER BY id")
