@@ -145,7 +145,8 @@ pub struct QueueFigures {
 }
 
 impl QueueFigures {
-    /// Computes the figures from the queue's entries since `day_start` and its agents.
+    /// Computes the figures from the queue's entries that count in the day from `day_start`
+    /// (see `QueueEntry::counts_in_day`) and its agents.
     pub fn compute<'a>(
         entries: impl IntoIterator<Item = &'a QueueEntry>,
         settings: &QueueSettings,
@@ -377,6 +378,53 @@ pub struct Queue {
 #[cfg(test)]
 mod tests {
 
+    use super::*;
+
+    fn entry(joined: i64, left: Option<(i64, QueueOutcome)>) -> QueueEntry {
+        QueueEntry {
+            call: CallId(format!("c{joined}")),
+            caller: Party::default(),
+            joined_at: Some(joined),
+            left_at: left.map(|(at, _)| at),
+            outcome: left.map(|(_, outcome)| outcome),
+            talk_ms: None,
+        }
+    }
+
+    #[test]
+    fn figures_follow_their_formulas() {
+        use QueueOutcome::*;
+        let entries = [
+            entry(1_000, Some((11_000, Answered))),  // 10 s: within 20 s
+            entry(2_000, Some((42_000, Answered))),  // 40 s: outside
+            entry(3_000, Some((5_000, Abandoned))),  // 2 s: short
+            entry(4_000, Some((34_000, Abandoned))), // 30 s
+            entry(5_000, Some((6_000, Other))),
+            entry(6_000, None),
+            entry(7_000, None),
+            entry(-9, Some((-2, Abandoned))), // left before the reset: yesterday's
+            entry(-5, None),                  // still waiting from before the reset: today's
+        ];
+        let figures = QueueFigures::compute(&entries, &QueueSettings::default(), 0, AgentCounts::default());
+        assert_eq!(figures.offered, 8);
+        assert_eq!(figures.waiting, 3);
+        assert_eq!(figures.longest_waiting_since, Some(-5));
+        assert_eq!((figures.answered, figures.answered_within_sl), (2, 1));
+        assert_eq!((figures.abandoned, figures.abandoned_short), (2, 1));
+        assert_eq!(figures.other, 1);
+        // 1 within / (2 answered + 2 abandoned - 1 short) = 33.3 %
+        assert!((figures.service_level_pct.unwrap() - 100.0 / 3.0).abs() < 1e-9);
+        assert_eq!(figures.avg_wait_ms, Some(25_000));
+        assert_eq!(figures.offered, figures.answered + figures.abandoned + figures.other + figures.waiting);
+    }
+
+    #[test]
+    fn no_calls_means_no_service_level() {
+        let figures = QueueFigures::compute([], &QueueSettings::default(), 0, AgentCounts::default());
+        assert_eq!(figures.service_level_pct, None);
+        assert_eq!(figures.avg_wait_ms, None);
+    }
+
     #[test]
     fn an_abandoned_caller_is_reached_by_a_later_answered_call_with_their_number() {
         let gave_up = |call: &str, number: &str, left: Timestamp| QueueEntry {
@@ -403,51 +451,5 @@ mod tests {
             ("+61299990001".into(), CallId("b2".into()), 150_000),
         ]);
         assert_eq!(day.reached.into_iter().collect::<Vec<_>>(), vec![(CallId("a1".into()), 150_000)]);
-    }
-
-    use super::*;
-
-    fn entry(joined: i64, left: Option<(i64, QueueOutcome)>) -> QueueEntry {
-        QueueEntry {
-            call: CallId(format!("c{joined}")),
-            caller: Party::default(),
-            joined_at: Some(joined),
-            left_at: left.map(|(at, _)| at),
-            outcome: left.map(|(_, outcome)| outcome),
-            talk_ms: None,
-        }
-    }
-
-    #[test]
-    fn figures_follow_their_formulas() {
-        use QueueOutcome::*;
-        let entries = [
-            entry(1_000, Some((11_000, Answered))),  // 10 s: within 20 s
-            entry(2_000, Some((42_000, Answered))),  // 40 s: outside
-            entry(3_000, Some((5_000, Abandoned))),  // 2 s: short
-            entry(4_000, Some((34_000, Abandoned))), // 30 s
-            entry(5_000, Some((6_000, Other))),
-            entry(6_000, None),
-            entry(7_000, None),
-            entry(-5, None), // before the reset: not counted
-        ];
-        let figures = QueueFigures::compute(&entries, &QueueSettings::default(), 0, AgentCounts::default());
-        assert_eq!(figures.offered, 7);
-        assert_eq!(figures.waiting, 2);
-        assert_eq!(figures.longest_waiting_since, Some(6_000));
-        assert_eq!((figures.answered, figures.answered_within_sl), (2, 1));
-        assert_eq!((figures.abandoned, figures.abandoned_short), (2, 1));
-        assert_eq!(figures.other, 1);
-        // 1 within / (2 answered + 2 abandoned - 1 short) = 33.3 %
-        assert!((figures.service_level_pct.unwrap() - 100.0 / 3.0).abs() < 1e-9);
-        assert_eq!(figures.avg_wait_ms, Some(25_000));
-        assert_eq!(figures.offered, figures.answered + figures.abandoned + figures.other + figures.waiting);
-    }
-
-    #[test]
-    fn no_calls_means_no_service_level() {
-        let figures = QueueFigures::compute([], &QueueSettings::default(), 0, AgentCounts::default());
-        assert_eq!(figures.service_level_pct, None);
-        assert_eq!(figures.avg_wait_ms, None);
     }
 }
