@@ -211,7 +211,11 @@ test("a finished call is listed under the agent's recent calls and called back f
   await expect(pop).toBeVisible();
   await expect(pop).not.toHaveAttribute("data-call", first!);
   await expect(page.locator("[data-pop-number]")).toHaveText("+61 2 9999 0066");
+  const second = await pop.getAttribute("data-call");
   await page.locator("[data-action=hangup]").click();
   await expect(page.locator("[data-no-call]")).toBeVisible();
-  await expect(page.locator("[data-recent-calls] [data-recent-call]")).toHaveCount(2);
+  // Newest first: the call back, then the call before it (earlier tests may have left more).
+  const rows = page.locator("[data-recent-calls] [data-recent-call]");
+  await expect(rows.nth(0)).toHaveAttribute("data-recent-call", second!);
+  await expect(rows.nth(1)).toHaveAttribute("data-recent-call", first!);
 });

@@ -6,19 +6,22 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CallboardServer, SimulatedPbx, freePort } from "./server";
 
+/** A Callboard configuration file with `text`, in a directory of its own. */
+function configFile(text: string): string {
+  const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "callboard-config-")), "callboard.toml");
+  fs.writeFileSync(config, text);
+  return config;
+}
+
 test("a provider that cannot be reached is pointed out, kiosk too, until it delivers", async ({ page }) => {
   const port = await freePort();
-  const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "callboard-config-")), "callboard.toml");
-  fs.writeFileSync(
-    config,
-    `[[provider]]
+  const config = configFile(`[[provider]]
 kind = "noojee"
 name = "main-pbx"
 base_url = "${SimulatedPbx.baseUrl(port)}"
 api_key = "callboard-sim-key"
 extensions = ["201", "202", "203"]
-`,
-  );
+`);
   // The server starts before its PBX is reachable.
   const server = await CallboardServer.create({ CALLBOARD_CONFIG: config });
   await server.start();
@@ -48,17 +51,13 @@ test("a desk on a provider that only reports calls offers no dialling", async ({
   // Voicenter's Real Time API reports calls and cannot place them: no dial pad, no call buttons.
   const port = await freePort();
   const voicenter = await SimulatedPbx.start(port, "voicenter");
-  const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "callboard-config-")), "callboard.toml");
-  fs.writeFileSync(
-    config,
-    `[[provider]]
+  const config = configFile(`[[provider]]
 kind = "voicenter"
 name = "vc"
 login_url = "http://127.0.0.1:${port}/monitorAPI"
 login_type = "token"
 token = "callboard-sim-key"
-`,
-  );
+`);
   const server = await CallboardServer.create({ CALLBOARD_CONFIG: config });
   await server.start();
   try {
