@@ -204,3 +204,36 @@ async fn a_snapshot_tells_the_time_it_is_sent_even_when_nothing_changed() {
     let subscribed = hub.subscribe(None).await.unwrap();
     assert!(server_time(subscribed.first[0].as_str()) >= server_time(later.as_str()));
 }
+
+#[tokio::test]
+async fn a_leg_whose_provider_went_silent_while_it_rang_is_ended_and_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, _shutdown) = start(&dir.path().join("hub.db")).await;
+    let now = callboard::hub::now_ms();
+    // Ringing since eleven minutes ago, and talking since as long: only the ringing one is stale.
+    let mut ringing = leg_event(1, LegState::Ringing, now - 11 * 60_000);
+    ringing.received_at = now - 11 * 60_000;
+    hub.submit(ringing).await.unwrap();
+    let mut talking = leg_event(2, LegState::Active, now - 11 * 60_000);
+    talking.received_at = now - 11 * 60_000;
+    hub.submit(talking).await.unwrap();
+    let heard = hub.connectors().await.unwrap()[0].last_event_at;
+    let mut ended = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let calls = store.calls(&CallQuery::default()).await.unwrap();
+        ended = calls.into_iter().find(|call| call.id.native() == "c1" && call.ended_at.is_some());
+        if ended.is_some() {
+            break;
+        }
+    }
+    let ended = ended.expect("the silent ringing leg is ended within a housekeeping round");
+    assert_eq!(ended.legs[0].end_cause, Some(EndCause::Unknown));
+    assert!(ended.legs[0].raw_cause.as_deref().unwrap().contains("no news from the provider for 11 min"));
+    let (_, text) = hub.snapshot().await.unwrap();
+    let live =
+        frame(text.as_str())["calls"].as_array().unwrap().iter().filter(|call| call["ended_at"].is_null()).count();
+    assert_eq!(live, 1, "the call that is talking stays");
+    // Ending it is not news from the provider: its feed's last event stays what it was.
+    assert_eq!(hub.connectors().await.unwrap()[0].last_event_at, heard);
+}

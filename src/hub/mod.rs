@@ -9,7 +9,9 @@ mod day;
 
 pub use day::day_start;
 
-use crate::model::{Change, ConnectorHealth, Event, Frame, LiveState, Outcome, QueueSettings, Snapshot, Timestamp};
+use crate::model::{
+    Change, ConnectorHealth, Event, EventKind, Frame, LiveState, Outcome, QueueSettings, Snapshot, Timestamp,
+};
 use crate::store::{JournalEntry, Store, StoreError};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -38,6 +40,12 @@ const LINGER: Duration = Duration::from_millis(10);
 /// `server_time` sets every browser's clock: a quiet morning's stale copy would put an agent
 /// who opens the desk at 08:00 half an hour behind on every timer.
 const SNAPSHOT_REUSE: Duration = Duration::from_millis(250);
+/// A leg still dialling or ringing this long after its provider last said anything is ended
+/// (cause unknown): no PBX rings for ten minutes, so its end was lost.
+const STALE_RINGING_MS: i64 = 10 * 60_000;
+/// Likewise for a leg in any other live state, talking or held: no call lasts twelve hours
+/// without a word from its provider.
+const STALE_LIVE_MS: i64 = 12 * 3_600_000;
 /// Ended calls stay on the live board this long, then only in history.
 const RETIRE_AFTER_MS: i64 = 60_000;
 
@@ -238,7 +246,7 @@ impl HubTask {
                     None => break,
                 },
                 _ = housekeeping.tick() => {
-                    self.housekeeping();
+                    self.housekeeping().await;
                     continue;
                 }
                 () = shutdown.cancelled() => break,
@@ -436,12 +444,36 @@ impl HubTask {
         }
     }
 
-    /// Time-driven changes: ended calls leave the live board, and a new figures day starts.
-    fn housekeeping(&mut self) {
+    /// Time-driven changes: legs whose end was lost are ended, ended calls leave the live
+    /// board, and a new figures day starts.
+    async fn housekeeping(&mut self) {
         let now = now_ms();
+        self.end_stale_legs(now).await;
         let queue = &self.settings.default_queue;
         let mut changes = self.state.start_day(day_start(now, &queue.reset_time, &queue.time_zone));
         changes.extend(self.state.retire_ended(now - RETIRE_AFTER_MS));
         self.publish(changes);
+    }
+
+    /// Ends the legs no provider has said anything of for too long, as events of their
+    /// provider that are journaled and published like any other (so history and a restart see
+    /// them too), but without counting as news from that provider in its health.
+    async fn end_stale_legs(&mut self, now: Timestamp) {
+        let stale = self.state.stale_legs(now, STALE_RINGING_MS, STALE_LIVE_MS);
+        if stale.is_empty() {
+            return;
+        }
+        let mut pending = Vec::new();
+        for report in stale {
+            let provider = report.leg.provider().to_owned();
+            let account = report.leg.as_str().split('/').nth(1).unwrap_or_default().to_owned();
+            tracing::warn!(leg = %report.leg, cause = ?report.raw_cause, "ending a leg its provider went silent about");
+            let mut event = Event::new(&provider, &account, now, EventKind::Leg(report));
+            event.raw = serde_json::json!({ "callboard": "a leg its provider went silent about" });
+            if let Outcome::Applied(changes) = self.state.apply(&event) {
+                pending.push(Pending { entry: JournalEntry { seq: self.seq + 1, event }, changes, reply: None });
+            }
+        }
+        self.flush(&mut pending).await;
     }
 }

@@ -97,6 +97,9 @@ struct LegRecord {
     ringing_at: Option<Timestamp>,
     answered_at: Option<Timestamp>,
     ended: Option<Ending>,
+    /// When we last heard of this leg (the latest `received_at`), whatever time the provider
+    /// stamped: how long a provider has been silent about it.
+    heard_at: Timestamp,
     current: Lww<LegReport>,
     extension: Lww<Option<ExtensionId>>,
     direction: Lww<Direction>,
@@ -424,7 +427,7 @@ impl LiveState {
     fn merge(&mut self, event: &Event) {
         let at = event.at;
         match &event.kind {
-            EventKind::Leg(report) => self.merge_leg(report, at),
+            EventKind::Leg(report) => self.merge_leg(report, at, event.received_at),
             EventKind::CallEnded { call, cause, raw_cause } => {
                 let ending = (at, *cause, raw_cause.clone());
                 let record = self.calls.entry(call.clone()).or_default();
@@ -502,7 +505,7 @@ impl LiveState {
         }
     }
 
-    fn merge_leg(&mut self, report: &LegReport, at: Timestamp) {
+    fn merge_leg(&mut self, report: &LegReport, at: Timestamp, heard_at: Timestamp) {
         let key = Key {
             ended: report.state.is_ended(),
             at,
@@ -526,6 +529,7 @@ impl LiveState {
             ringing_at: None,
             answered_at: None,
             ended: None,
+            heard_at,
             current: Lww::new(key, report.clone()),
             extension: Lww::default(),
             direction: Lww::default(),
@@ -533,6 +537,7 @@ impl LiveState {
             remote: Lww::default(),
         });
         record.created_at = record.created_at.min(at);
+        record.heard_at = record.heard_at.max(heard_at);
         record.current.offer(key, report.clone());
         if report.state == LegState::Ringing {
             record.ringing_at = min_opt(record.ringing_at, at);
@@ -790,6 +795,39 @@ impl LiveState {
         let calls = self.calls.keys().filter_map(|id| self.call_view(id)).collect();
         let queues = self.queues.keys().filter_map(|id| self.queue_view(id)).collect();
         (extensions, calls, queues)
+    }
+
+    /// The live legs their provider has said nothing of for too long to still be up at `now`
+    /// (by when we heard of them, not the provider's own times, which may be old news replayed):
+    /// dialling, ringing or ringing out for over `ringing_ms`, or in any other live state for
+    /// over `quiet_ms`. Each comes back as the report that ends it (cause unknown, the reason in
+    /// `raw_cause`), for the hub to apply and journal like a provider's report: a hang-up that
+    /// never arrived (a lost webhook) cannot keep a tile busy for ever.
+    pub fn stale_legs(&self, now: Timestamp, ringing_ms: i64, quiet_ms: i64) -> Vec<LegReport> {
+        self.legs
+            .values()
+            .filter(|record| record.ended.is_none())
+            .filter_map(|record| {
+                let report = &record.current.value;
+                let silent_ms = now - record.heard_at;
+                let setting_up =
+                    matches!(report.state, LegState::Initiating | LegState::Ringing | LegState::RemoteRinging);
+                let limit = if setting_up { ringing_ms } else { quiet_ms };
+                (silent_ms > limit).then(|| LegReport {
+                    state: LegState::Ended,
+                    end_cause: Some(EndCause::Unknown),
+                    raw_cause: Some(format!(
+                        "no news from the provider for {} min while {:?}",
+                        silent_ms / 60_000,
+                        report.state
+                    )),
+                    raw_state: "stale".into(),
+                    recording: None,
+                    revision: report.revision + 1,
+                    ..report.clone()
+                })
+            })
+            .collect()
     }
 
     /// Hides calls that ended before `before` from the live view; they stay in history.
