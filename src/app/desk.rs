@@ -90,8 +90,14 @@ pub fn AgentDesk() -> impl IntoView {
     let run = move |command: Command| {
         let action = command.action;
         progress.set(Progress::Working(action));
+        let from = chosen.get_untracked();
         leptos::task::spawn_local(async move {
-            progress.set(match send_command(command).await {
+            let result = send_command(command).await;
+            // An agent who switched extension meanwhile is not told about the other one's call.
+            if chosen.get_untracked() != from {
+                return;
+            }
+            progress.set(match result {
                 Ok(outcome) => Progress::Done(outcome),
                 Err(words) => Progress::Refused(words),
             });
