@@ -136,8 +136,17 @@ test("recording is started, paused, resumed and stopped, then a consulted collea
   await expect(page.locator("[data-progress]")).toHaveAttribute("data-progress", "done");
   await expect(page.locator("[data-call]")).not.toHaveAttribute("data-call", first!);
 
-  // The colleague answers at their own desk; then this agent completes the transfer.
+  // The call on hold is listed beside the pop, and can be brought into it and back.
   const consultation = await page.locator("[data-call]").getAttribute("data-call");
+  const held = page.locator(`[data-other-calls] [data-other-call="${first}"]`);
+  await expect(held).toContainText("On hold");
+  await held.locator("[data-show-call]").click();
+  await expect(page.locator("[data-call]")).toHaveAttribute("data-call", first!);
+  await expect(page.locator("[data-action=resume]")).toBeVisible();
+  await page.locator(`[data-other-call="${consultation}"] [data-show-call]`).click();
+  await expect(page.locator("[data-call]")).toHaveAttribute("data-call", consultation!);
+
+  // The colleague answers at their own desk; then this agent completes the transfer.
   const answered = await page.request.post(server.url + "/api/v1/commands", {
     data: { action: "answer", call: consultation, extension: colleague.id },
   });

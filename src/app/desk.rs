@@ -64,9 +64,21 @@ pub fn AgentDesk() -> impl IntoView {
             chosen.set(Some(ExtensionId(saved)));
         }
     });
-    let call = Memo::new(move |_| chosen.get().and_then(|id| store.current_call(&id).get()));
-    // The id of the call at the extension: the recent calls are read again when it changes.
-    let current = Memo::new(move |_| call.get().map(|call| call.with(|call| call.id.clone())));
+    // The newest live call at the extension, which the pop shows unless the agent picked
+    // another of their live calls (the one they put on hold, a call waiting).
+    let newest = Memo::new(move |_| chosen.get().and_then(|id| store.current_call(&id).get()));
+    let picked: RwSignal<Option<CallId>> = RwSignal::new(None);
+    let call = Memo::new(move |_| {
+        let newest = newest.get();
+        let me = chosen.get()?;
+        let picked = picked.get().and_then(|id| {
+            newest?; // none live at all: nothing to pick from
+            store.calls_at(&me).into_iter().find(|call| call.with(|call| call.id == id && is_live_at(call, &me)))
+        });
+        picked.or(newest)
+    });
+    // The id of the newest call at the extension: the recent calls are read again when it changes.
+    let current = Memo::new(move |_| newest.get().map(|call| call.with(|call| call.id.clone())));
     // Whether this extension's provider can place calls: the dial pad and every call-back
     // button depend on it (Voicenter's API only reports calls).
     let can_dial = Signal::derive(move || chosen.get().is_some_and(|id| store.can(id.provider(), Action::Dial)));
@@ -120,6 +132,7 @@ pub fn AgentDesk() -> impl IntoView {
                         let value = event_target_value(&event);
                         save_extension(&value);
                         progress.set(Progress::Idle);
+                        picked.set(None);
                         chosen.set((!value.is_empty()).then_some(ExtensionId(value)));
                     }
                     prop:value=move || chosen.get().map(|id| id.to_string()).unwrap_or_default()
@@ -143,7 +156,10 @@ pub fn AgentDesk() -> impl IntoView {
             <Show when=move || chosen.get().is_some() && stale().is_none()>
                 <MyStatus chosen/>
                 {move || match call.get() {
-                    Some(call) => view! { <ScreenPop call chosen act_on_call run progress/> }.into_any(),
+                    Some(shown) => view! {
+                        <ScreenPop call=shown chosen act_on_call run progress/>
+                        <OtherCalls chosen call newest picked/>
+                    }.into_any(),
                     None => view! { <p class="mt-4 text-slate-400" data-no-call="">"No call at this extension."</p> }.into_any(),
                 }}
                 <Show when=move || can_dial.get()>
@@ -154,6 +170,56 @@ pub fn AgentDesk() -> impl IntoView {
                 <Contacts chosen run can_dial/>
             </Show>
         </section>
+    }
+}
+
+/// Whether `call` is still up with a leg of `me` in it.
+fn is_live_at(call: &Call, me: &ExtensionId) -> bool {
+    call.ended_at.is_none() && call.legs.iter().any(|leg| leg.extension.as_ref() == Some(me) && !leg.state.is_ended())
+}
+
+/// The agent's other live calls (the one on hold during a consultation, a call waiting), each
+/// with a button that brings it into the pop, so every call at the desk can be worked.
+#[component]
+fn OtherCalls(
+    chosen: RwSignal<Option<ExtensionId>>,
+    call: Memo<Option<RwSignal<Call>>>,
+    newest: Memo<Option<RwSignal<Call>>>,
+    picked: RwSignal<Option<CallId>>,
+) -> impl IntoView {
+    let store = expect_context::<LiveStore>();
+    let others = move || {
+        newest.track();
+        let me = chosen.get()?;
+        let shown = call.get().map(|call| call.with_untracked(|call| call.id.clone()));
+        let others: Vec<RwSignal<Call>> = store
+            .calls_at(&me)
+            .into_iter()
+            .filter(|other| other.with(|other| Some(&other.id) != shown.as_ref() && is_live_at(other, &me)))
+            .collect();
+        (!others.is_empty()).then_some((me, others))
+    };
+    view! {
+        {move || others().map(|(me, others)| view! {
+            <ul class="mt-3 space-y-1 text-sm" data-other-calls="">
+                {others.into_iter().map(|other| {
+                    let id = other.with_untracked(|other| other.id.clone());
+                    let hook = id.to_string();
+                    let me = me.clone();
+                    let line = move || other.with(|other| {
+                        let leg = other.legs.iter().rev().find(|leg| leg.extension.as_ref() == Some(&me) && !leg.state.is_ended());
+                        let party = leg.map(|leg| leg.remote.clone()).filter(|party| party.number.is_some()).unwrap_or_else(|| other.caller.clone());
+                        format!("Also: {} · {}", format::party(&party), leg.map_or("", |leg| format::leg_state(leg.state)))
+                    });
+                    view! {
+                        <li class="flex items-center justify-between gap-2 rounded bg-slate-800 px-2 py-1" data-other-call=hook>
+                            <span>{line}</span>
+                            <button type="button" class="rounded bg-slate-700 px-2 text-xs" data-show-call="" on:click=move |_| picked.set(Some(id.clone()))>"Show"</button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        })}
     }
 }
 
