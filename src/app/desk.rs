@@ -519,7 +519,6 @@ fn RecentCalls(
                 let (me, calls) = recent.get().flatten()?;
                 let rows = calls
                     .into_iter()
-                    .filter(|call| call.ended_at.is_some())
                     .filter_map(|call| RecentCall::of(&call, &me))
                     .take(RECENT_CALLS)
                     .collect::<Vec<_>>();
@@ -537,16 +536,18 @@ fn RecentCalls(
                                     <span class="min-w-0 flex-1 truncate">{format::party(&row.party)}</span>
                                     <span class="text-slate-400" data-recent-outcome="">{row.outcome}</span>
                                     <span class="tabular-nums text-slate-400">{move || format!("{} ago", duration_text(clock.now.get() - row.ended_at))}</span>
-                                    {number.filter(|_| can_dial.get_untracked()).map(|number| view! {
+                                    {number.map(|number| view! {
+                                        <Show when=move || can_dial.get()>
                                         <button
                                             type="button"
                                             class="rounded bg-emerald-800 px-2 text-xs disabled:opacity-50"
                                             data-action="call_back"
                                             disabled=move || matches!(progress.get(), Progress::Working(_))
-                                            on:click=move |_| call_back(number.clone())
+                                            on:click={let number = number.clone(); move |_| call_back(number.clone())}
                                         >
                                             "Call back"
                                         </button>
+                                        </Show>
                                     })}
                                 </li>
                             }
@@ -568,11 +569,12 @@ struct RecentCall {
 }
 
 impl RecentCall {
-    /// The line for `call` as the agent at `me` had it; `None` when no leg of it was theirs.
+    /// The line for `call` as the agent at `me` had it; `None` when no leg of it was theirs or
+    /// theirs is still up (a call they transferred away is theirs no more, and listed).
     fn of(call: &Call, me: &ExtensionId) -> Option<Self> {
         let leg = call.legs.iter().rev().find(|leg| leg.extension.as_ref() == Some(me))?;
         let party = if leg.remote.number.is_some() { leg.remote.clone() } else { call.caller.clone() };
-        let ended_at = leg.ended_at.or(call.ended_at)?;
+        let ended_at = leg.ended_at?;
         let outcome = match leg.answered_at {
             Some(answered) => format!("answered, {}", duration_text(ended_at - answered)),
             None if leg.direction == Direction::Inbound => "missed".to_owned(),

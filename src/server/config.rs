@@ -76,14 +76,19 @@ impl Default for QueuesConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueTargets {
+    /// This queue's service-level threshold, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_level_s: Option<u32>,
+    /// This queue's short-abandon threshold, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub short_abandon_s: Option<u32>,
+    /// Amber and red for the callers waiting now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Limits>,
+    /// Amber and red for the longest wait now, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub longest_wait_s: Option<Limits>,
+    /// Amber and red for the service level, percent (lower is worse).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_level_pct: Option<Limits>,
 }

@@ -101,6 +101,7 @@ pub fn parse_csv(text: &str) -> Result<(Vec<(u64, Contact)>, Vec<(u64, String)>)
     };
     let company = column("company");
     let (mut contacts, mut skipped) = (Vec::new(), Vec::new());
+    let mut lines = LineCounter::new(text);
     for record in reader.records() {
         if contacts.len() + skipped.len() >= MAX_IMPORT_ROWS {
             return Err(format!("at most {MAX_IMPORT_ROWS} rows per import"));
@@ -108,12 +109,12 @@ pub fn parse_csv(text: &str) -> Result<(Vec<(u64, Contact)>, Vec<(u64, String)>)
         let record = match record {
             Ok(record) => record,
             Err(error) => {
-                let line = error.position().map_or(0, |at| line_of(text, at));
+                let line = error.position().map_or(0, |at| lines.line_of(at));
                 skipped.push((line, format!("line {line}: {error}")));
                 continue;
             }
         };
-        let line = record.position().map_or(0, |at| line_of(text, at));
+        let line = record.position().map_or(0, |at| lines.line_of(at));
         let field = |at: usize| record.get(at).unwrap_or_default().to_owned();
         let contact = Contact {
             id: 0,
@@ -129,12 +130,28 @@ pub fn parse_csv(text: &str) -> Result<(Vec<(u64, Contact)>, Vec<(u64, String)>)
     Ok((contacts, skipped))
 }
 
-/// The line a row starts on, counting blank lines and quoted fields that span lines. The csv
-/// reader's position is where it began reading, before the blank lines it skipped.
-fn line_of(text: &str, at: &csv::Position) -> u64 {
-    let start = usize::try_from(at.byte()).unwrap_or(usize::MAX).min(text.len());
-    let blank = text[start..].bytes().take_while(|byte| matches!(byte, b'\r' | b'\n')).filter(|b| *b == b'\n').count();
-    (text.as_bytes()[..start].iter().filter(|byte| **byte == b'\n').count() + blank + 1) as u64
+/// Where each row starts, as the file counts lines: blank lines and quoted fields that span
+/// lines included. The csv reader's position is where it began reading, before the blank lines
+/// it skipped, so the count goes on from the last row's (rows come in order: linear, not a
+/// count from the top for every row).
+struct LineCounter<'a> {
+    text: &'a [u8],
+    byte: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text: text.as_bytes(), byte: 0, line: 1 }
+    }
+
+    fn line_of(&mut self, at: &csv::Position) -> u64 {
+        let start = usize::try_from(at.byte()).unwrap_or(usize::MAX).min(self.text.len()).max(self.byte);
+        self.line += self.text[self.byte..start].iter().filter(|byte| **byte == b'\n').count() as u64;
+        self.byte = start;
+        let blank = self.text[start..].iter().take_while(|byte| matches!(byte, b'\r' | b'\n'));
+        self.line + blank.filter(|byte| **byte == b'\n').count() as u64
+    }
 }
 
 #[cfg(test)]

@@ -178,23 +178,26 @@ impl Store {
     /// `extension` (its id) finds the calls any of whose legs rang or ran there.
     pub async fn calls(&self, query: &CallQuery) -> Result<Vec<Call>, StoreError> {
         let limit = query.limit.unwrap_or(100).min(MAX_CALLS_PER_QUERY);
-        let normal = query.number.as_deref().and_then(e164);
-        let rows = sqlx::query(
-            "SELECT call FROM calls WHERE started_at >= ? AND started_at <= ?
-             AND (? IS NULL OR caller_number = ? OR caller_e164 = ?)
-             AND (? IS NULL OR id IN (SELECT call_id FROM call_extensions WHERE extension = ?))
-             ORDER BY started_at DESC, id DESC LIMIT ?",
-        )
-        .bind(query.since.unwrap_or(i64::MIN))
-        .bind(query.until.unwrap_or(i64::MAX))
-        .bind(query.number.as_deref())
-        .bind(query.number.as_deref())
-        .bind(normal)
-        .bind(query.extension.as_deref())
-        .bind(query.extension.as_deref())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        // An extension's calls are found from its rows in `call_extensions` (its primary key),
+        // not by walking the whole history newest first.
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT c.call FROM ");
+        match &query.extension {
+            Some(extension) => {
+                sql.push("call_extensions e JOIN calls c ON c.id = e.call_id WHERE e.extension = ");
+                sql.push_bind(extension.as_str()).push(" AND ");
+            }
+            None => {
+                sql.push("calls c WHERE ");
+            }
+        }
+        sql.push("c.started_at >= ").push_bind(query.since.unwrap_or(i64::MIN));
+        sql.push(" AND c.started_at <= ").push_bind(query.until.unwrap_or(i64::MAX));
+        if let Some(number) = &query.number {
+            sql.push(" AND (c.caller_number = ").push_bind(number.as_str());
+            sql.push(" OR c.caller_e164 = ").push_bind(e164(number)).push(")");
+        }
+        sql.push(" ORDER BY c.started_at DESC, c.id DESC LIMIT ").push_bind(i64::from(limit));
+        let rows = sql.build().fetch_all(&self.pool).await?;
         Ok(rows.into_iter().filter_map(|row| serde_json::from_str::<Call>(&row.get::<String, _>(0)).ok()).collect())
     }
 }

@@ -170,6 +170,7 @@ impl UnifiedApi {
                     Err(UapiError::Refused(words))
                         if matches!(event, CallEventType::AnswerIn | CallEventType::AnswerOut) =>
                     {
+                        let words = crate::connectors::without_secret(words, &self.config.webhook_secret);
                         tracing::warn!(%extension, event = event.path(), %words, "VoipNow refused an Answer Call Event; Hangup ANSWER still counts calls answered");
                         registered.refused += 1;
                     }
