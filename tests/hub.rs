@@ -237,3 +237,91 @@ async fn a_leg_whose_provider_went_silent_while_it_rang_is_ended_and_journaled()
     // Ending it is not news from the provider: its feed's last event stays what it was.
     assert_eq!(hub.connectors().await.unwrap()[0].last_event_at, heard);
 }
+
+/// A hub whose figures day began two minutes ago (UTC), so a test can place events before it.
+async fn start_with_fresh_day(path: &Path) -> (Hub, Store, CancellationToken, i64) {
+    let now = callboard::hub::now_ms();
+    let reset = (now - 2 * 60_000).div_euclid(60_000);
+    let reset_time = format!("{:02}:{:02}", reset.div_euclid(60).rem_euclid(24), reset.rem_euclid(60));
+    let day_start = reset * 60_000;
+    let mut settings = HubSettings::default();
+    settings.default_queue.reset_time = reset_time;
+    let store = Store::open(path).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let hub = Hub::start(store.clone(), settings, shutdown.clone()).await.unwrap();
+    (hub, store, shutdown, day_start)
+}
+
+fn queue_joined(i: u32, at: i64) -> Event {
+    let kind = EventKind::QueueJoined {
+        queue: QueueId::new("p", "a", "sales"),
+        call: CallId::new("p", "a", &format!("q{i}")),
+        caller: Party { number: Some(format!("+6140000{i:04}")), ..Party::default() },
+    };
+    Event { received_at: at, ..Event::new("p", "a", at, kind) }
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_callers_and_calls_that_were_up_across_the_daily_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    let (hub, _store, shutdown, day_start) = start_with_fresh_day(&path).await;
+    // Before the reset: a caller joined and still waits, a call was answered and still talks,
+    // and another caller joined and was answered (yesterday's).
+    let before = day_start - 5 * 60_000;
+    hub.submit(queue_joined(1, before)).await.unwrap();
+    hub.submit(queue_joined(2, before)).await.unwrap();
+    let answered = EventKind::QueueLeft {
+        queue: QueueId::new("p", "a", "sales"),
+        call: CallId::new("p", "a", "q2"),
+        outcome: QueueOutcome::Answered,
+    };
+    hub.submit(Event { received_at: before + 1, ..Event::new("p", "a", before + 1, answered) }).await.unwrap();
+    let mut talking = leg_event(7, LegState::Active, before);
+    talking.received_at = before;
+    hub.submit(talking).await.unwrap();
+    let sales = |text: &str| frame(text)["queues"][0]["figures"].clone();
+    let (_, text) = hub.snapshot().await.unwrap();
+    let figures = sales(text.as_str());
+    assert_eq!((figures["waiting"].as_u64(), figures["offered"].as_u64()), (Some(1), Some(1)), "{figures}");
+    shutdown.cancel();
+    drop(hub);
+
+    let (hub, _store, _shutdown, _) = start_with_fresh_day(&path).await;
+    let (_, after) = hub.snapshot().await.unwrap();
+    assert_eq!(sales(after.as_str()), figures, "the waiting caller is still waiting");
+    let live: Vec<String> = frame(after.as_str())["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|call| call["ended_at"].is_null())
+        .map(|call| call["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(live, vec!["p/a/c7".to_owned()], "the call up across the reset is still up");
+}
+
+#[tokio::test]
+async fn a_caller_whose_provider_went_silent_for_hours_has_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, _shutdown) = start(&dir.path().join("hub.db")).await;
+    let now = callboard::hub::now_ms();
+    hub.submit(queue_joined(1, now - 5 * 3_600_000)).await.unwrap();
+    hub.submit(queue_joined(2, now - 60_000)).await.unwrap();
+    let mut waiting = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (_, text) = hub.snapshot().await.unwrap();
+        waiting = frame(text.as_str())["queues"][0]["figures"]["waiting"].as_u64();
+        if waiting == Some(1) {
+            break;
+        }
+    }
+    assert_eq!(waiting, Some(1), "only the caller heard of a minute ago still waits");
+    let (_, text) = hub.snapshot().await.unwrap();
+    assert_eq!(frame(text.as_str())["queues"][0]["figures"]["other"].as_u64(), Some(1));
+    // Journaled: a restart agrees.
+    let journal = store.journal_since(0).await.unwrap();
+    assert!(journal
+        .iter()
+        .any(|entry| matches!(&entry.event.kind, EventKind::QueueLeft { outcome: QueueOutcome::Other, .. })));
+}

@@ -46,6 +46,12 @@ const STALE_RINGING_MS: i64 = 10 * 60_000;
 /// Likewise for a leg in any other live state, talking or held: no call lasts twelve hours
 /// without a word from its provider.
 const STALE_LIVE_MS: i64 = 12 * 3_600_000;
+/// A caller listed as waiting this long after their provider last said anything of them has
+/// left (outcome `other`): nobody waits four hours in a queue, so the leaving was lost.
+const STALE_WAITING_MS: i64 = 4 * 3_600_000;
+/// On start the journal is replayed from this long before the day began, then the day is
+/// started: a call up across the reset, or a caller waiting across it, survives a restart.
+const REPLAY_BEFORE_DAY_MS: i64 = 12 * 3_600_000;
 /// Ended calls stay on the live board this long, then only in history.
 const RETIRE_AFTER_MS: i64 = 60_000;
 
@@ -118,12 +124,13 @@ impl Hub {
         let now = now_ms();
         let start = day_start(now, &settings.default_queue.reset_time, &settings.default_queue.time_zone);
         let mut state = LiveState::new(settings.default_queue.clone(), settings.queues.clone());
-        state.start_day(start);
-        let journal = store.journal_since(start).await?;
+        let journal = store.journal_since(start - REPLAY_BEFORE_DAY_MS).await?;
         let replayed = journal.len();
         for entry in &journal {
             state.apply(&entry.event);
         }
+        // What ended before the day began is forgotten now, what is still up is kept.
+        state.start_day(start);
         state.retire_ended(now - RETIRE_AFTER_MS);
         let seq = store.last_seq().await?;
         tracing::info!(replayed, seq, "hub state rebuilt from today's journal");
@@ -455,21 +462,33 @@ impl HubTask {
         self.publish(changes);
     }
 
-    /// Ends the legs no provider has said anything of for too long, as events of their
-    /// provider that are journaled and published like any other (so history and a restart see
-    /// them too), but without counting as news from that provider in its health.
+    /// Ends the legs, and closes the queue entries, no provider has said anything of for too
+    /// long, as events of their provider that are journaled and published like any other (so
+    /// history and a restart see them too), but without counting as news from that provider in
+    /// its health.
     async fn end_stale_legs(&mut self, now: Timestamp) {
-        let stale = self.state.stale_legs(now, STALE_RINGING_MS, STALE_LIVE_MS);
-        if stale.is_empty() {
+        let legs = self.state.stale_legs(now, STALE_RINGING_MS, STALE_LIVE_MS);
+        let entries = self.state.stale_entries(now, STALE_WAITING_MS);
+        if legs.is_empty() && entries.is_empty() {
             return;
         }
-        let mut pending = Vec::new();
-        for report in stale {
-            let provider = report.leg.provider().to_owned();
-            let account = report.leg.as_str().split('/').nth(1).unwrap_or_default().to_owned();
+        let mut events = Vec::new();
+        for report in legs {
             tracing::warn!(leg = %report.leg, cause = ?report.raw_cause, "ending a leg its provider went silent about");
-            let mut event = Event::new(&provider, &account, now, EventKind::Leg(report));
-            event.raw = serde_json::json!({ "callboard": "a leg its provider went silent about" });
+            events.push((report.leg.as_str().to_owned(), EventKind::Leg(report)));
+        }
+        for (queue, call) in entries {
+            tracing::warn!(%queue, %call, "closing a queue entry its provider went silent about");
+            let outcome = crate::model::QueueOutcome::Other;
+            events.push((queue.as_str().to_owned(), EventKind::QueueLeft { queue, call, outcome }));
+        }
+        let mut pending = Vec::new();
+        for (id, kind) in events {
+            // Namespaced ids: `provider/account/native`.
+            let mut parts = id.splitn(3, '/');
+            let (provider, account) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            let mut event = Event::new(provider, account, now, kind);
+            event.raw = serde_json::json!({ "callboard": "its provider went silent about it" });
             if let Outcome::Applied(changes) = self.state.apply(&event) {
                 pending.push(Pending { entry: JournalEntry { seq: self.seq + 1, event }, changes, reply: None });
             }

@@ -185,6 +185,9 @@ struct EntryRecord {
     caller: Lww<Party>,
     joined_at: Option<Timestamp>,
     left: Option<(Timestamp, QueueOutcome)>,
+    /// When we last heard of this entry (the latest `received_at`): how long its provider has
+    /// been silent about a caller still listed as waiting.
+    heard_at: Timestamp,
     /// What this entry adds to its queue's tally now, and the join time it is listed under
     /// while waiting: none when it is not counted today.
     counted: Option<(Contribution, Option<Timestamp>)>,
@@ -487,6 +490,7 @@ impl LiveState {
             }
             EventKind::QueueJoined { queue, call, caller } => {
                 let entry = self.queue_mut(queue).entries.entry(call.clone()).or_default();
+                entry.heard_at = entry.heard_at.max(event.received_at);
                 entry.joined_at = min_opt(entry.joined_at, at);
                 if *caller != Party::default() {
                     entry.caller.offer(Key::of(at, caller), caller.clone());
@@ -496,6 +500,7 @@ impl LiveState {
             }
             EventKind::QueueLeft { queue, call, outcome } => {
                 let entry = self.queue_mut(queue).entries.entry(call.clone()).or_default();
+                entry.heard_at = entry.heard_at.max(event.received_at);
                 if entry.left.is_none_or(|left| (at, *outcome) < left) {
                     entry.left = Some((at, *outcome));
                 }
@@ -826,6 +831,22 @@ impl LiveState {
                     revision: report.revision + 1,
                     ..report.clone()
                 })
+            })
+            .collect()
+    }
+
+    /// The callers still listed as waiting whose provider has said nothing of them for over
+    /// `waiting_ms` at `now` (their leaving was lost): each as the queue and call to close with
+    /// outcome `other`, so a lost leave cannot keep a caller waiting, and red, for days.
+    pub fn stale_entries(&self, now: Timestamp, waiting_ms: i64) -> Vec<(QueueId, CallId)> {
+        self.queues
+            .iter()
+            .flat_map(|(queue, record)| {
+                record
+                    .entries
+                    .iter()
+                    .filter(move |(_, entry)| entry.left.is_none() && now - entry.heard_at > waiting_ms)
+                    .map(move |(call, _)| (queue.clone(), call.clone()))
             })
             .collect()
     }
