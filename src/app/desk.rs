@@ -503,13 +503,7 @@ fn RecentCalls(
     });
     let call_back = move |number: String| {
         if let Some(extension) = chosen.get_untracked() {
-            run(Command {
-                action: Action::Dial,
-                call: None,
-                leg: None,
-                extension: Some(extension),
-                number: Some(number),
-            });
+            run(Command::dial(extension, number));
         }
     };
     view! {
@@ -649,7 +643,7 @@ fn Contacts(
     };
     let dial = move |to: String| {
         if let Some(extension) = chosen.get_untracked() {
-            run(Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(to) });
+            run(Command::dial(extension, to));
         }
     };
     let input = "min-w-0 rounded bg-slate-800 px-2 py-1";
@@ -707,7 +701,7 @@ fn DialPad(
         if digits.trim().is_empty() {
             return;
         }
-        run(Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(digits) });
+        run(Command::dial(extension, digits));
     };
     view! {
         <form class="mt-4 flex gap-2" on:submit=move |event| { event.prevent_default(); dial(); }>

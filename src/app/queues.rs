@@ -242,13 +242,7 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
             message.set("Choose your extension on the agent desk first.".into());
             return;
         };
-        let command = Command {
-            action: Action::Dial,
-            call: None,
-            leg: None,
-            extension: Some(ExtensionId(extension)),
-            number: Some(number),
-        };
+        let command = Command::dial(ExtensionId(extension), number);
         leptos::task::spawn_local(async move {
             message.set(match super::desk::send_command(command).await {
                 Ok(outcome) => outcome,

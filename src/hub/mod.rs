@@ -181,6 +181,16 @@ impl Hub {
         answer.await.map_err(|_| HubError::Stopped)
     }
 
+    /// The live state as objects rather than text: what a restarted connector diffs what it
+    /// hears next against. `None` when the hub has stopped.
+    pub async fn live_state(&self) -> Option<Snapshot> {
+        let (_, text) = self.snapshot().await.ok()?;
+        match serde_json::from_str(text.as_str()).ok()? {
+            Frame::Snapshot { snapshot, .. } => Some(snapshot),
+            Frame::Delta { .. } => None,
+        }
+    }
+
     /// Reports a connector's health; published to browsers as a delta.
     pub async fn report_health(&self, health: ConnectorHealth) -> Result<(), HubError> {
         self.inputs.send(Input::Health { health }).await.map_err(|_| HubError::Stopped)
@@ -451,11 +461,11 @@ impl HubTask {
         }
     }
 
-    /// Time-driven changes: legs whose end was lost are ended, ended calls leave the live
-    /// board, and a new figures day starts.
+    /// Time-driven changes: legs and queue entries whose end was lost are closed, ended calls
+    /// leave the live board, and a new figures day starts.
     async fn housekeeping(&mut self) {
         let now = now_ms();
-        self.end_stale_legs(now).await;
+        self.close_stale(now).await;
         let queue = &self.settings.default_queue;
         let mut changes = self.state.start_day(day_start(now, &queue.reset_time, &queue.time_zone));
         changes.extend(self.state.retire_ended(now - RETIRE_AFTER_MS));
@@ -466,7 +476,7 @@ impl HubTask {
     /// long, as events of their provider that are journaled and published like any other (so
     /// history and a restart see them too), but without counting as news from that provider in
     /// its health.
-    async fn end_stale_legs(&mut self, now: Timestamp) {
+    async fn close_stale(&mut self, now: Timestamp) {
         let legs = self.state.stale_legs(now, STALE_RINGING_MS, STALE_LIVE_MS);
         let entries = self.state.stale_entries(now, STALE_WAITING_MS);
         if legs.is_empty() && entries.is_empty() {
@@ -475,19 +485,17 @@ impl HubTask {
         let mut events = Vec::new();
         for report in legs {
             tracing::warn!(leg = %report.leg, cause = ?report.raw_cause, "ending a leg its provider went silent about");
-            events.push((report.leg.as_str().to_owned(), EventKind::Leg(report)));
+            let (provider, account) = (report.leg.provider().to_owned(), report.leg.account().to_owned());
+            events.push(Event::new(&provider, &account, now, EventKind::Leg(report)));
         }
         for (queue, call) in entries {
             tracing::warn!(%queue, %call, "closing a queue entry its provider went silent about");
-            let outcome = crate::model::QueueOutcome::Other;
-            events.push((queue.as_str().to_owned(), EventKind::QueueLeft { queue, call, outcome }));
+            let (provider, account) = (queue.provider().to_owned(), queue.account().to_owned());
+            let kind = EventKind::QueueLeft { queue, call, outcome: crate::model::QueueOutcome::Other };
+            events.push(Event::new(&provider, &account, now, kind));
         }
         let mut pending = Vec::new();
-        for (id, kind) in events {
-            // Namespaced ids: `provider/account/native`.
-            let mut parts = id.splitn(3, '/');
-            let (provider, account) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-            let mut event = Event::new(provider, account, now, kind);
+        for mut event in events {
             event.raw = serde_json::json!({ "callboard": "its provider went silent about it" });
             if let Outcome::Applied(changes) = self.state.apply(&event) {
                 pending.push(Pending { entry: JournalEntry { seq: self.seq + 1, event }, changes, reply: None });

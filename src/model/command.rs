@@ -72,6 +72,14 @@ pub struct Command {
     pub number: Option<String>,
 }
 
+impl Command {
+    /// A call from `extension` to `number`: what the dial pad, contacts and every call-back
+    /// button send.
+    pub fn dial(extension: ExtensionId, number: String) -> Self {
+        Command { action: Action::Dial, call: None, leg: None, extension: Some(extension), number: Some(number) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

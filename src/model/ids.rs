@@ -30,6 +30,11 @@ macro_rules! namespaced_id {
                 self.0.split('/').next().unwrap_or("")
             }
 
+            /// The provider's account this id belongs to.
+            pub fn account(&self) -> &str {
+                self.0.split('/').nth(1).unwrap_or("")
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }

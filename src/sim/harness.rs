@@ -9,7 +9,7 @@ use super::faults::Faults;
 use super::pbx::Pbx;
 use super::scenario::Scenario;
 use crate::hub::{now_ms, Hub, HubSettings};
-use crate::model::{Call, Extension, Frame, LiveState, Queue, QueueSettings, Snapshot, Timestamp};
+use crate::model::{Call, Extension, LiveState, Queue, QueueSettings, Snapshot, Timestamp};
 use crate::store::{CallQuery, Store, StoreError, MAX_CALLS_PER_QUERY};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -184,11 +184,7 @@ pub fn app_state(
 
 /// Reads a hub's current snapshot.
 pub async fn hub_snapshot(hub: &Hub) -> Result<Snapshot, String> {
-    let (_, text) = hub.snapshot().await.map_err(|error| error.to_string())?;
-    match serde_json::from_str::<Frame>(text.as_str()).map_err(|error| error.to_string())? {
-        Frame::Snapshot { snapshot, .. } => Ok(snapshot),
-        Frame::Delta { .. } => Err("the hub's snapshot was a delta".into()),
-    }
+    hub.live_state().await.ok_or_else(|| "the hub has stopped".to_owned())
 }
 
 /// Polls `done` every 25 ms until it holds, for at most 10 s; then fails the test naming `what`.

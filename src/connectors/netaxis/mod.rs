@@ -14,7 +14,7 @@ pub mod wire;
 use super::{CommandError, Connector};
 use crate::connectors::rest::RestError;
 use crate::hub::{now_ms, Hub, HubError};
-use crate::model::{Action, Command, ConnectorHealth, Event, EventKind, Frame, LegId, LegState, Recording};
+use crate::model::{Action, Command, ConnectorHealth, Event, EventKind, LegId, LegState, Recording};
 use futures::future::BoxFuture;
 use mapping::{Ids, Legs, User};
 use serde::Deserialize;
@@ -285,8 +285,7 @@ impl Shared {
     /// After a restart: the live legs the journal holds, so the first poll ends what is gone
     /// and stamps what changed after what the journal says.
     async fn remember_live_legs(&self) {
-        let Ok((_, text)) = self.hub.snapshot().await else { return };
-        let Ok(Frame::Snapshot { snapshot, .. }) = serde_json::from_str(text.as_str()) else { return };
+        let Some(snapshot) = self.hub.live_state().await else { return };
         let users: HashSet<&str> = self.users.iter().map(|user| user.id.as_str()).collect();
         let prefix = format!("{}/{}/", self.name, self.config.group);
         let mut inner = self.lock();

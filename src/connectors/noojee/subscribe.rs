@@ -146,8 +146,7 @@ impl Subscriber {
     /// ones that hung up while we were down (a `Hungup` for a channel we did not hold is skipped
     /// on a first sync) and keeps event times rising after the journal's.
     async fn remember_live_channels(&mut self) {
-        let Ok((_, text)) = self.hub.snapshot().await else { return };
-        let Ok(crate::model::Frame::Snapshot { snapshot, .. }) = serde_json::from_str(text.as_str()) else { return };
+        let Some(snapshot) = self.hub.live_state().await else { return };
         let prefix = format!("{}/{ACCOUNT}/", self.name);
         let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for leg in snapshot.calls.iter().flat_map(|call| &call.legs) {

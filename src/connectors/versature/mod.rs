@@ -467,13 +467,11 @@ impl Shared {
                 Some(index) => raw.get(index).cloned().unwrap_or_default(),
                 None => raw.clone(),
             };
-            match self.hub.submit(event).await {
-                Ok(_) => {}
-                Err(HubError::Stopped) => return Err(HookRefusal::Unavailable),
-                Err(HubError::Refused(reason)) if record.is_some() => {
-                    self.skip_cdr(format!("CDR {}: {reason}", record.unwrap_or_default())).await;
-                }
-                Err(HubError::Refused(reason)) => return refuse(reason).await,
+            match (self.hub.submit(event).await, record) {
+                (Ok(_), _) => {}
+                (Err(HubError::Stopped), _) => return Err(HookRefusal::Unavailable),
+                (Err(HubError::Refused(reason)), Some(index)) => self.skip_cdr(format!("CDR {index}: {reason}")).await,
+                (Err(HubError::Refused(reason)), None) => return refuse(reason).await,
             }
         }
         let health = self.lock().book.event(received);

@@ -25,7 +25,7 @@ pub use link::{Heard, Link, Protocol};
 use super::{CommandError, Connector, HealthBook};
 use crate::clock::Clock;
 use crate::hub::Hub;
-use crate::model::{Action, Command, ConnectorHealth, Frame, Timestamp};
+use crate::model::{Action, Command, ConnectorHealth, Timestamp};
 use futures::future::BoxFuture;
 use login::{Credentials, Session};
 use serde::Deserialize;
@@ -745,8 +745,7 @@ impl Runner {
     /// After a restart: the live legs the journal holds, so the first full statement ends what
     /// went away meanwhile.
     async fn remember_live_legs(&mut self) {
-        let Ok((_, text)) = self.hub.snapshot().await else { return };
-        let Ok(Frame::Snapshot { snapshot, .. }) = serde_json::from_str(text.as_str()) else { return };
+        let Some(snapshot) = self.hub.live_state().await else { return };
         let prefix = format!("{}/{ACCOUNT}/", self.name);
         for call in &snapshot.calls {
             for leg in call.legs.iter().filter(|leg| !leg.state.is_ended() && leg.id.as_str().starts_with(&prefix)) {

@@ -252,8 +252,7 @@ impl Callbacks {
     /// After a restart the hub has rebuilt our live legs from its journal: remember how far
     /// each has come, so a late callback cannot take one back.
     async fn remember_live_legs(&self) {
-        let Ok((_, text)) = self.hub.snapshot().await else { return };
-        let Ok(crate::model::Frame::Snapshot { snapshot, .. }) = serde_json::from_str(text.as_str()) else { return };
+        let Some(snapshot) = self.hub.live_state().await else { return };
         let mut inner = self.lock();
         for call in snapshot.calls.iter().filter(|call| call.id.as_str().starts_with(&format!("{}/", self.name))) {
             for leg in &call.legs {
