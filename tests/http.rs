@@ -282,14 +282,24 @@ async fn contacts_import_look_up_by_any_spelling_and_delete() {
             (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap_or(serde_json::Value::Null))
         }
     };
+    let import = |content_type: &str, csv: &'static str| {
+        Request::post("/api/v1/contacts/import")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(csv))
+            .unwrap()
+    };
     let csv = "name,number\nJane Citizen,(02) 9999 0000\nNobody,xx\n";
-    let (status, body) = send(Request::post("/api/v1/contacts/import").body(Body::from(csv)).unwrap()).await;
+    // Only as CSV: a page elsewhere can post text/plain without the browser asking first.
+    let (status, body) = send(import("text/plain", csv)).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(body["error"].as_str().unwrap().contains("text/csv"), "{body}");
+    let (status, body) = send(import("text/csv; charset=utf-8", csv)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["imported"], 1);
     assert_eq!(body["skipped"][0], "line 3: \"xx\" is not a phone number");
     // The same file again, and the same contact written another way, add nothing.
     let again = "name,number\nJane Citizen,(02) 9999 0000\njane citizen,+61 2 9999 0000\nJohn Citizen,(02) 9999 0000\n";
-    let (status, body) = send(Request::post("/api/v1/contacts/import").body(Body::from(again)).unwrap()).await;
+    let (status, body) = send(import("text/csv", again)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["imported"], 1, "only John, who shares Jane's number: {body}");
     assert_eq!(body["skipped"][0], "line 2: Jane Citizen ((02) 9999 0000) is already a contact");
@@ -311,4 +321,97 @@ async fn contacts_import_look_up_by_any_spelling_and_delete() {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("a contact needs a name of at most 200 characters"))
     );
+}
+
+#[tokio::test]
+async fn foreign_pages_and_rebound_names_are_turned_away_from_the_api_and_the_websocket() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let send = |request: Request<Body>| async {
+        let response = router(state().await).oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default())
+    };
+    // A page on another site posting a command (a "simple" request the browser sends as is).
+    let command = r#"{"action":"dial","extension":"demo/callcenter/201","number":"+19005550100"}"#;
+    let foreign = Request::post("/api/v1/commands")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(command))
+        .unwrap();
+    let (status, body) = send(foreign).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("evil.example"), "{body}");
+    // ...and planting contacts.
+    let planted = Request::post("/api/v1/contacts/import")
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("name,number\nBank,+61299990000\n"))
+        .unwrap();
+    assert_eq!(send(planted).await.0, StatusCode::FORBIDDEN);
+    // A rebinding page: its own name in Host, so same-origin to the browser.
+    let rebound = Request::get("/api/v1/snapshot")
+        .header(header::HOST, "evil.example:3000")
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(rebound).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("allowed_hosts"), "{body}");
+    // Our own page, and tools that are not browsers, go through.
+    let own = Request::get("/api/v1/snapshot").header(header::HOST, "127.0.0.1:3000").body(Body::empty()).unwrap();
+    assert_eq!(send(own).await.0, StatusCode::OK);
+    // Pages and webhooks are not gated here.
+    let page = Request::get("/").header(header::HOST, "evil.example").body(Body::empty()).unwrap();
+    assert_eq!(send(page).await.0, StatusCode::OK);
+
+    // A real websocket handshake from a foreign page is refused; from our own page it opens.
+    let state = state().await;
+    let shutdown = state.shutdown.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = router(state);
+    tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await });
+    let with_origin = |origin: String| {
+        let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+        request.headers_mut().insert(header::ORIGIN, origin.parse().unwrap());
+        request
+    };
+    let refused = tokio_tungstenite::connect_async(with_origin("https://evil.example".into())).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == StatusCode::FORBIDDEN),
+        "{refused:?}"
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(with_origin(format!("http://{addr}"))).await.unwrap();
+    let first = socket.next().await.unwrap().unwrap();
+    let frame: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(frame["type"], "snapshot");
+}
+
+#[tokio::test]
+async fn a_ping_gets_a_pong_with_the_server_clock_outside_the_numbering() {
+    use callboard::server::ws::{session, PING};
+    use tokio_tungstenite::tungstenite::Message;
+    let state = state().await;
+    let (sink, mut sent) = futures::channel::mpsc::unbounded::<Message>();
+    let (browser, stream) = futures::channel::mpsc::unbounded::<Result<Message, ()>>();
+    tokio::spawn(session(sink, stream, state.hub.clone(), None, state.shutdown.clone()));
+    let text = |message: Option<Message>| match message {
+        Some(Message::Frame(frame)) => String::from_utf8(frame.payload().to_vec()).unwrap(),
+        other => panic!("expected a text frame, got {other:?}"),
+    };
+    let snapshot: serde_json::Value = serde_json::from_str(&text(sent.next().await)).unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    let before = callboard::hub::now_ms();
+    browser.unbounded_send(Ok(Message::text(PING))).unwrap();
+    let pong: serde_json::Value = serde_json::from_str(&text(sent.next().await)).unwrap();
+    assert_eq!(pong["type"], "pong");
+    assert!(pong["server_time"].as_i64().unwrap() >= before, "{pong}");
+    assert!(pong.get("seq").is_none(), "{pong}");
+    // Other text is still read and dropped.
+    browser.unbounded_send(Ok(Message::text("hello"))).unwrap();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(100), sent.next()).await;
+    assert!(quiet.is_err(), "nothing answers anything but a ping");
 }

@@ -262,7 +262,7 @@ proptest! {
         for e in &events {
             state.apply(e);
             prop_assert_eq!(state.apply(e), Outcome::Unchanged, "a repeat changed something: {:?}", e);
-            let (_, calls, _) = state.views_all();
+            let (_, calls, queues) = state.views_all();
             for call in &calls {
                 for leg in &call.legs {
                     if ended.contains(&leg.id) {
@@ -272,7 +272,9 @@ proptest! {
                         ended.insert(leg.id.clone());
                     }
                 }
-                if call.legs.iter().all(|leg| leg.state == LegState::Ended) {
+                // A caller still waiting in a queue is on the line, whatever rings ended.
+                let waiting = queues.iter().any(|queue| queue.waiting.iter().any(|entry| entry.call == call.id));
+                if call.legs.iter().all(|leg| leg.state == LegState::Ended) && !waiting {
                     prop_assert!(call.ended_at.is_some(), "all legs ended but call {} is not", call.id);
                 }
             }
@@ -393,7 +395,8 @@ fn an_answered_queue_call_counts_wait_and_talk() {
         report(71_000, LegState::Ended),
     ];
     for e in &events {
-        assert!(matches!(state.apply(e), Outcome::Applied(_)), "{e:?}");
+        // The leave says what the pickup already told: it may change no view.
+        assert!(!matches!(state.apply(e), Outcome::Refused(_)), "{e:?}");
     }
     let (extensions, calls, queues) = state.views_all();
     let figures = &queues[0].figures;
@@ -479,4 +482,233 @@ fn a_caller_waiting_across_the_daily_reset_is_waiting_today() {
     let day =
         callboard::model::QueueDay::compute(q.clone(), &entries, &settings, 100_000, |at| (at - at % 3_600_000, 0));
     assert_eq!(day.hours.iter().map(|hour| (hour.hour_start, hour.offered)).collect::<Vec<_>>(), vec![(0, 2)]);
+}
+
+/// A report of leg `l` of call `c` at extension `e` (none: the caller's own leg).
+fn leg_at(at: i64, l: u8, c: u8, e: Option<u8>, state: LegState) -> Event {
+    event(
+        at,
+        EventKind::Leg(LegReport {
+            leg: leg(l),
+            call: call(c),
+            extension: e.map(extension),
+            state,
+            held_by: None,
+            direction: Direction::Inbound,
+            origin: Origin::Normal,
+            local: Party::default(),
+            remote: Party { number: Some("+61400000000".into()), ..Party::default() },
+            queue: None,
+            end_cause: state.is_ended().then_some(EndCause::Normal),
+            raw_cause: None,
+            raw_state: format!("{state:?}"),
+            recording: None,
+            revision: 0,
+        }),
+    )
+}
+
+#[test]
+fn late_reports_from_before_the_reset_do_not_bring_back_what_it_forgot() {
+    let mut state = LiveState::default();
+    let q = queue(0);
+    let joined = event(59_000, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() });
+    let picked_up = leg_at(69_000, 0, 0, Some(1), LegState::Active);
+    for e in [
+        joined.clone(),
+        picked_up.clone(),
+        event(69_000, EventKind::QueueLeft { queue: q.clone(), call: call(0), outcome: QueueOutcome::Answered }),
+        leg_at(98_000, 0, 0, Some(1), LegState::Ended),
+        // Another call answered before the reset and still talking after it.
+        event(90_000, EventKind::QueueJoined { queue: q.clone(), call: call(1), caller: Party::default() }),
+        leg_at(95_000, 2, 1, Some(2), LegState::Active),
+        event(95_000, EventKind::QueueLeft { queue: q.clone(), call: call(1), outcome: QueueOutcome::Answered }),
+    ] {
+        assert!(!matches!(state.apply(&e), Outcome::Refused(_)), "{e:?}");
+    }
+    state.start_day(100_000);
+    let before = views(&state);
+    // A webhook retried after midnight: the join, the pickup, and the second call's join.
+    let retried_join_of_live_call =
+        event(90_000, EventKind::QueueJoined { queue: q.clone(), call: call(1), caller: Party::default() });
+    for e in [&joined, &picked_up, &retried_join_of_live_call] {
+        assert!(matches!(state.apply(e), Outcome::Unchanged), "{e:?} is old news");
+    }
+    assert_eq!(views(&state), before);
+    let (extensions, _, queues) = state.views_all();
+    assert_eq!(queues[0].figures.waiting, 0);
+    assert_eq!(queues[0].figures.offered, 0);
+    assert_eq!(extensions.iter().find(|x| x.id == extension(1)).unwrap().presence, Presence::Idle);
+    // The live call's own news still counts, and a join after the reset is a new join.
+    assert!(matches!(state.apply(&leg_at(130_000, 2, 1, Some(2), LegState::Held)), Outcome::Applied(_)));
+    let rejoined = event(140_000, EventKind::QueueJoined { queue: q.clone(), call: call(1), caller: Party::default() });
+    assert!(matches!(state.apply(&rejoined), Outcome::Applied(_)));
+    assert_eq!(state.views_all().2[0].figures.waiting, 1);
+}
+
+#[test]
+fn a_caller_whose_leave_was_lost_leaves_when_the_call_ends() {
+    for (picked_up, outcome) in [(false, QueueOutcome::Abandoned), (true, QueueOutcome::Answered)] {
+        let mut state = LiveState::default();
+        let q = queue(0);
+        let mut events = vec![
+            // The caller's leg was answered by an IVR before the queue: that is no agent's pickup.
+            leg_at(1_000, 0, 0, None, LegState::Active),
+            event(5_000, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() }),
+            leg_at(8_000, 1, 0, Some(1), LegState::Ringing),
+        ];
+        if picked_up {
+            events.push(leg_at(12_000, 1, 0, Some(1), LegState::Active));
+        }
+        events.push(event(40_000, EventKind::CallEnded { call: call(0), cause: EndCause::Normal, raw_cause: None }));
+        for e in &events {
+            state.apply(e);
+        }
+        let figures = &state.views_all().2[0].figures;
+        assert_eq!(figures.waiting, 0, "picked up: {picked_up}");
+        assert_eq!((figures.answered, figures.abandoned), if picked_up { (1, 0) } else { (0, 1) });
+        let (entries, _) = state.queue_entries(&q).unwrap();
+        assert_eq!(entries[0].outcome, Some(outcome));
+        assert_eq!(entries[0].left_at, Some(if picked_up { 12_000 } else { 40_000 }));
+        assert_eq!(entries[0].talk_ms, picked_up.then_some(28_000));
+        // The stale sweep has nothing to close: the caller has left.
+        assert!(state.stale_entries(i64::MAX / 2, 0).is_empty());
+        // The provider's own leave, arriving late, is the one that counts.
+        state.apply(&event(
+            39_000,
+            EventKind::QueueLeft { queue: q.clone(), call: call(0), outcome: QueueOutcome::Other },
+        ));
+        let figures = &state.views_all().2[0].figures;
+        assert_eq!((figures.answered, figures.abandoned, figures.other), (0, 0, 1));
+    }
+}
+
+#[test]
+fn a_call_transferred_on_to_another_queue_counts_each_conversation_in_its_own_queue() {
+    let (q1, q2) = (queue(0), queue(1));
+    let left = |at: i64, q: &QueueId| {
+        event(at, EventKind::QueueLeft { queue: q.clone(), call: call(0), outcome: QueueOutcome::Answered })
+    };
+    let joined = |at: i64, q: &QueueId| {
+        event(at, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() })
+    };
+    let events = [
+        joined(0, &q1),
+        leg_at(10_000, 0, 0, Some(1), LegState::Active),
+        left(10_000, &q1),
+        joined(70_000, &q2),
+        leg_at(70_000, 0, 0, Some(1), LegState::Ended),
+        leg_at(100_000, 1, 0, Some(2), LegState::Active),
+        left(100_000, &q2),
+        leg_at(200_000, 1, 0, Some(2), LegState::Ended),
+    ];
+    // In either order: talk does not depend on when each report arrived.
+    for events in [events.to_vec(), events.iter().rev().cloned().collect()] {
+        let mut state = LiveState::default();
+        for e in &events {
+            state.apply(e);
+        }
+        let queues = state.views_all().2;
+        assert_eq!(queues[0].figures.avg_talk_ms, Some(60_000), "the first agent talked until the transfer");
+        assert_eq!(queues[1].figures.avg_talk_ms, Some(100_000), "the second, from their answer to the end");
+    }
+}
+
+#[test]
+fn configured_members_serve_a_queue_whose_provider_lists_none() {
+    let q = queue(0);
+    let configured = [(q.clone(), vec![extension(1), extension(2)])].into_iter().collect();
+    let mut state = LiveState::new(QueueSettings::default(), Default::default()).with_members(configured);
+    let status = |at: i64, e: u8, status: AgentStatus| {
+        event(at, EventKind::AgentStatus { extension: extension(e), status, raw_status: None })
+    };
+    for e in [
+        // Voicenter names its queues with no member list.
+        event(0, EventKind::Queue { queue: q.clone(), name: "Sales".into(), members: vec![] }),
+        status(1_000, 1, AgentStatus::Available),
+        status(1_000, 2, AgentStatus::Break(BreakReason::Lunch)),
+    ] {
+        state.apply(&e);
+    }
+    let queue_view = &state.views_all().2[0];
+    assert_eq!(queue_view.members, vec![extension(1), extension(2)]);
+    assert_eq!((queue_view.figures.agents.available, queue_view.figures.agents.on_break), (1, 1));
+    // An agent's change moves the queue's counts.
+    let Outcome::Applied(changes) = state.apply(&leg_at(2_000, 0, 0, Some(1), LegState::Active)) else {
+        panic!("applied")
+    };
+    assert!(changes.iter().any(|change| matches!(change, Change::Queue(queue) if queue.figures.agents.busy == 1)));
+    // A renaming with no members keeps them; a provider that lists members is believed.
+    state.apply(&event(3_000, EventKind::Queue { queue: q.clone(), name: "Sales desk".into(), members: vec![] }));
+    assert_eq!(state.views_all().2[0].members.len(), 2);
+    state.apply(&event(
+        4_000,
+        EventKind::Queue { queue: q.clone(), name: "Sales desk".into(), members: vec![extension(2)] },
+    ));
+    let queue_view = &state.views_all().2[0];
+    assert_eq!((queue_view.name.as_str(), queue_view.members.clone()), ("Sales desk", vec![extension(2)]));
+    assert_eq!(queue_view.figures.agents.busy, 0, "the busy agent no longer serves it");
+}
+
+#[test]
+fn a_caller_still_waiting_after_a_ring_timed_out_keeps_the_call_live_across_the_reset() {
+    let mut state = LiveState::default();
+    let q = queue(0);
+    let timed_out = {
+        let mut e = leg_at(30_000, 1, 0, Some(1), LegState::Ended);
+        if let EventKind::Leg(report) = &mut e.kind {
+            report.end_cause = Some(EndCause::NoAnswer);
+        }
+        e
+    };
+    for e in [
+        event(10_000, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() }),
+        // Agent 1 is rung and does not answer; the caller waits on, with no leg up.
+        leg_at(15_000, 1, 0, Some(1), LegState::Ringing),
+        timed_out,
+    ] {
+        state.apply(&e);
+    }
+    let (_, calls, queues) = state.views_all();
+    assert_eq!(queues[0].figures.waiting, 1, "the caller is still waiting");
+    assert_eq!(calls[0].ended_at, None, "and the call is not over");
+    // Neither the live board's tidy-up nor the new day takes the call away.
+    assert!(state.retire_ended(200_000).is_empty());
+    state.start_day(100_000);
+    // Agent 2 answers after the reset: the call, its pickup and the leave all count today.
+    for e in [
+        leg_at(150_000, 2, 0, Some(2), LegState::Ringing),
+        leg_at(155_000, 2, 0, Some(2), LegState::Active),
+        event(155_000, EventKind::QueueLeft { queue: q.clone(), call: call(0), outcome: QueueOutcome::Answered }),
+    ] {
+        assert!(!matches!(state.apply(&e), Outcome::Refused(_)), "{e:?}");
+    }
+    let (extensions, calls, queues) = state.views_all();
+    assert_eq!((queues[0].figures.waiting, queues[0].figures.answered), (0, 1));
+    assert_eq!(calls.len(), 1);
+    assert_eq!(extensions.iter().find(|x| x.id == extension(2)).unwrap().presence, Presence::Busy);
+}
+
+#[test]
+fn a_caller_who_overflowed_to_another_queue_is_answered_there_not_in_both() {
+    let (q1, q2) = (queue(0), queue(1));
+    let mut state = LiveState::default();
+    for e in [
+        event(0, EventKind::QueueJoined { queue: q1.clone(), call: call(0), caller: Party::default() }),
+        // Q1's leave was lost; the caller went on to Q2 and was answered there.
+        event(60_000, EventKind::QueueJoined { queue: q2.clone(), call: call(0), caller: Party::default() }),
+        leg_at(80_000, 0, 0, Some(2), LegState::Active),
+        leg_at(180_000, 0, 0, Some(2), LegState::Ended),
+    ] {
+        state.apply(&e);
+    }
+    let (entries_1, _) = state.queue_entries(&q1).unwrap();
+    let (entries_2, _) = state.queue_entries(&q2).unwrap();
+    assert_eq!((entries_1[0].outcome, entries_1[0].left_at), (Some(QueueOutcome::Other), Some(60_000)));
+    assert_eq!(entries_1[0].talk_ms, None);
+    assert_eq!((entries_2[0].outcome, entries_2[0].left_at), (Some(QueueOutcome::Answered), Some(80_000)));
+    assert_eq!(entries_2[0].talk_ms, Some(100_000));
+    let queues = state.views_all().2;
+    assert_eq!((queues[0].figures.answered, queues[0].figures.other), (0, 1));
+    assert_eq!((queues[1].figures.answered, queues[1].figures.avg_talk_ms), (1, Some(100_000)));
 }

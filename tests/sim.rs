@@ -15,6 +15,7 @@ use callboard::sim::scenario::QueuePlan;
 use callboard::sim::{Pbx, Scenario};
 use callboard::store::Store;
 use http_body_util::BodyExt;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -197,11 +198,12 @@ fn the_pbx_honours_commands_and_refuses_the_impossible() {
         events
     };
     let mut until = start;
-    let first = loop {
+    let (first, rung) = loop {
         until += 1000;
         pbx.advance_to(until);
-        if let Some(leg) = ringing_legs(&step(&mut pbx, &mut all)).pop() {
-            break leg;
+        let mut rung = ringing_legs(&step(&mut pbx, &mut all));
+        if let Some(leg) = rung.pop() {
+            break (leg, rung);
         }
     };
     let (call, at) = (first.call.clone(), first.extension.clone().unwrap());
@@ -239,7 +241,11 @@ fn the_pbx_honours_commands_and_refuses_the_impossible() {
     refused(pbx.command(&command(Action::BlindTransfer, &call, Some(&at), Some("999"))), "no extension 999");
     refused(pbx.command(&command(Action::BlindTransfer, &call, Some(&at), Some(at.native()))), "it is on");
     refused(pbx.command(&command(Action::CompleteTransfer, &call, None, None)), "no consultation");
-    let target_number = if at.native() == "101" { "102" } else { "101" };
+    // A colleague no other caller is ringing: a busy one is refused.
+    let target_number = ["101", "102", "103", "104"]
+        .into_iter()
+        .find(|n| *n != at.native() && rung.iter().all(|leg| leg.extension.as_ref().map(|e| e.native()) != Some(*n)))
+        .unwrap();
     let target = ExtensionId::new("sim", "cc", target_number);
     pbx.command(&command(Action::Consult, &call, Some(&at), Some(target_number))).unwrap();
     let consult_leg = ringing_legs(&step(&mut pbx, &mut all))
@@ -273,6 +279,338 @@ fn the_pbx_honours_commands_and_refuses_the_impossible() {
     };
     refused(pbx.command(&dial("101", "not a number")), "is not a phone number");
     refused(pbx.command(&dial("555", "+61299990000")), "there is no extension");
+}
+
+/// Fails if an extension ever had two calls going at once (ringing, dialling or talking); a
+/// call on hold beside another is allowed, as on a phone.
+fn never_on_two_calls_at_once(events: &[Event]) {
+    let mut legs: HashMap<ExtensionId, BTreeMap<LegId, LegState>> = HashMap::new();
+    for event in events {
+        let EventKind::Leg(report) = &event.kind else { continue };
+        let Some(extension) = &report.extension else { continue };
+        let at = legs.entry(extension.clone()).or_default();
+        if report.state.is_ended() {
+            at.remove(&report.leg);
+        } else {
+            at.insert(report.leg.clone(), report.state);
+        }
+        let going = at.values().filter(|state| **state != LegState::Held).count();
+        assert!(going <= 1, "{} is on two calls at once at {}: {at:?}", extension.native(), event.at);
+    }
+}
+
+/// The state of `leg` in its last report among `events`.
+fn last_state(events: &[Event], leg: &LegId) -> Option<LegState> {
+    events.iter().rev().find_map(|event| match &event.kind {
+        EventKind::Leg(report) if &report.leg == leg => Some(report.state),
+        _ => None,
+    })
+}
+
+/// Runs `pbx` on in steps of a second until a caller rings an agent, keeping every event.
+fn first_ringing(pbx: &mut Pbx, all: &mut Vec<Event>) -> LegReport {
+    let start = pbx.now();
+    loop {
+        let next = pbx.now() + 1000;
+        assert!(next < start + HOUR, "no caller rang within an hour");
+        pbx.advance_to(next);
+        let events = pbx.take_events();
+        let rung = ringing_legs(&events);
+        all.extend(events);
+        if let Some(leg) = rung.into_iter().next() {
+            return leg;
+        }
+    }
+}
+
+#[test]
+fn a_transfer_to_an_extension_ringing_or_on_a_call_is_refused_as_busy() {
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(quiet(600.0), "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let mut rung: Vec<LegReport> = Vec::new();
+    let mut until = start;
+    while rung.len() < 2 {
+        until += 1000;
+        assert!(until < start + HOUR, "two callers should have rung two agents");
+        pbx.advance_to(until);
+        let events = pbx.take_events();
+        rung.extend(ringing_legs(&events));
+        all.extend(events);
+    }
+    let (call, at) = (rung[0].call.clone(), rung[0].extension.clone().unwrap());
+    let (other_call, other) = (rung[1].call.clone(), rung[1].extension.clone().unwrap());
+    pbx.command(&command(Action::Answer, &call, Some(&at), None)).unwrap();
+    let busy = format!("extension {} is busy", other.native());
+    let refused_as_busy = |pbx: &mut Pbx, when: &str| {
+        for action in [Action::BlindTransfer, Action::Consult] {
+            let error = pbx
+                .command(&command(action, &call, Some(&at), Some(other.native())))
+                .expect_err(&format!("{action:?} to an extension {when} must be refused"));
+            assert!(error.contains(&busy), "{action:?} to an extension {when}: {error:?} should say {busy:?}");
+        }
+    };
+    refused_as_busy(&mut pbx, "that is ringing");
+    pbx.command(&command(Action::Answer, &other_call, Some(&other), None)).unwrap();
+    refused_as_busy(&mut pbx, "on a call");
+    pbx.command(&command(Action::Hold, &other_call, Some(&other), None)).unwrap();
+    refused_as_busy(&mut pbx, "with a caller on hold");
+    // The refusals changed nothing: the caller is still with the first agent, who can hold.
+    pbx.command(&command(Action::Hold, &call, Some(&at), None)).unwrap();
+    pbx.command(&command(Action::Resume, &call, Some(&at), None)).unwrap();
+    // A colleague nobody is calling is rung.
+    let free = pbx
+        .extension_numbers()
+        .into_iter()
+        .find(|n| rung.iter().all(|leg| leg.extension.as_ref().map(|e| e.native()) != Some(n.as_str())))
+        .expect("a colleague nobody is calling");
+    let transferred = pbx.command(&command(Action::BlindTransfer, &call, Some(&at), Some(free.as_str())));
+    assert_eq!(transferred, Ok("transferred".to_owned()));
+    all.extend(pbx.take_events());
+    never_on_two_calls_at_once(&all);
+    let mut state = LiveState::new(QueueSettings::default(), Default::default());
+    for event in &all {
+        assert!(!matches!(state.apply(event), Outcome::Refused(_)), "{event:?}");
+    }
+}
+
+#[test]
+fn a_colleague_on_break_is_still_rung_by_a_transfer_and_the_day_goes_on() {
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(Scenario { breaks_per_agent_hour: 60.0, ..quiet(0.0) }, "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let at = ExtensionId::new("sim", "cc", "101");
+    let dial = Command {
+        action: Action::Dial,
+        call: None,
+        leg: None,
+        extension: Some(at.clone()),
+        number: Some("+61299990000".into()),
+    };
+    pbx.command(&dial).unwrap();
+    all.extend(pbx.take_events());
+    let placed = ringing_legs(&all).pop().expect("101's own phone rings first");
+    pbx.command(&command(Action::Answer, &placed.call, Some(&at), None)).unwrap();
+    // The far end answers within 15 s.
+    let mut until = start + 20_000;
+    pbx.advance_to(until);
+    all.extend(pbx.take_events());
+    assert_eq!(last_state(&all, &placed.leg), Some(LegState::Active));
+    // Wait for a colleague to go on break.
+    let resting = loop {
+        let mut statuses: BTreeMap<&str, &AgentStatus> = BTreeMap::new();
+        for event in &all {
+            if let EventKind::AgentStatus { extension, status, .. } = &event.kind {
+                statuses.insert(extension.native(), status);
+            }
+        }
+        let on_break = statuses.iter().find(|(n, s)| **n != "101" && matches!(***s, AgentStatus::Break(_)));
+        if let Some((number, _)) = on_break {
+            break (*number).to_owned();
+        }
+        until += 10_000;
+        assert!(until < start + 2 * HOUR, "somebody takes a break within two hours");
+        pbx.advance_to(until);
+        all.extend(pbx.take_events());
+    };
+    // A break is a queue status: the colleague is rung when the call is put through to them.
+    let transferred = pbx.command(&command(Action::BlindTransfer, &placed.call, Some(&at), Some(resting.as_str())));
+    assert_eq!(transferred, Ok("transferred".to_owned()));
+    let events = pbx.take_events();
+    let rung = ringing_legs(&events);
+    all.extend(events);
+    let [rung] = rung.as_slice() else { panic!("the colleague on break rings: {rung:?}") };
+    assert_eq!(rung.extension.as_ref().map(|e| e.native()), Some(resting.as_str()));
+    let colleague = ExtensionId::new("sim", "cc", &resting);
+    pbx.command(&command(Action::Answer, &placed.call, Some(&colleague), None)).unwrap();
+    until += HOUR;
+    pbx.advance_to(until);
+    all.extend(pbx.take_events());
+    never_on_two_calls_at_once(&all);
+    let mut state = LiveState::new(QueueSettings::default(), Default::default());
+    for event in &all {
+        assert!(!matches!(state.apply(event), Outcome::Refused(_)), "{event:?}");
+    }
+}
+
+/// A quiet center whose agents hold every caller they answer part-way through a talk of
+/// `talk_s`, for 100 s, and put every caller through to a colleague with a consultation when
+/// `attended` is 1.
+fn holding(talk_s: f64, attended: f64) -> Scenario {
+    Scenario {
+        talk_s: callboard::sim::scenario::Spread { mean: talk_s, sd: 0.0 },
+        hold_probability: 1.0,
+        hold_s: callboard::sim::scenario::Spread { mean: 100.0, sd: 0.0 },
+        attended_transfer_probability: attended,
+        ..quiet(30.0)
+    }
+}
+
+#[test]
+fn a_hold_kept_for_a_consultation_is_not_ended_by_its_old_timer() {
+    // Held 12 to 36 s into a 60 s talk for 100 s: the talk ends during the hold and the agent
+    // consults a colleague (who never answers here), the caller kept on hold throughout.
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(holding(60.0, 1.0), "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let first = first_ringing(&mut pbx, &mut all);
+    let at = first.extension.clone().unwrap();
+    pbx.command(&command(Action::Answer, &first.call, Some(&at), None)).unwrap();
+    let answered = pbx.now();
+    pbx.advance_to(answered + 200_000);
+    all.extend(pbx.take_events());
+    let consulting = all.iter().any(|event| match &event.kind {
+        EventKind::Leg(leg) => leg.direction == Direction::Internal && leg.extension.as_ref() == Some(&at),
+        _ => false,
+    });
+    assert!(consulting, "the agent consulted a colleague when the talk ended");
+    assert_eq!(last_state(&all, &first.leg), Some(LegState::Held), "the caller waits on hold");
+    never_on_two_calls_at_once(&all);
+}
+
+#[test]
+fn a_hold_placed_again_from_the_desk_is_not_ended_by_the_earlier_holds_timer() {
+    // Held 120 to 360 s into a 600 s talk for 100 s by the simulated agent.
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(holding(600.0, 0.0), "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let first = first_ringing(&mut pbx, &mut all);
+    let at = first.extension.clone().unwrap();
+    pbx.command(&command(Action::Answer, &first.call, Some(&at), None)).unwrap();
+    let answered = pbx.now();
+    let mut until = answered;
+    while last_state(&all, &first.leg) != Some(LegState::Held) {
+        until += 1000;
+        assert!(until < answered + 400_000, "the agent holds the caller within 360 s");
+        pbx.advance_to(until);
+        all.extend(pbx.take_events());
+    }
+    // From the desk: back to the caller, then on hold again.
+    pbx.command(&command(Action::Resume, &first.call, Some(&at), None)).unwrap();
+    pbx.command(&command(Action::Hold, &first.call, Some(&at), None)).unwrap();
+    pbx.advance_to(until + 150_000);
+    all.extend(pbx.take_events());
+    assert_eq!(last_state(&all, &first.leg), Some(LegState::Held), "still on hold, as the desk left it");
+}
+
+const NETAXIS_TOKEN: &str = "sim-netaxis-token";
+
+/// One request to a Netaxis face as `user`; `rest` follows `.../services/calls/`.
+async fn netaxis(
+    face: &axum::Router,
+    method: &str,
+    user: &str,
+    rest: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let uri = format!("/api/v1/tenants/t/groups/g/users/{user}/services/calls/{rest}");
+    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {NETAXIS_TOKEN}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap();
+    let response = face.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Polls `user`'s call list with details until `done` likes it.
+async fn netaxis_until(
+    face: &axum::Router,
+    user: &str,
+    what: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    for _ in 0..400 {
+        let (status, body) = netaxis(face, "GET", user, "?includeDetails=true", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let calls = body["calls"].as_array().cloned().unwrap_or_default();
+        if done(&calls) {
+            return calls;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn netaxis_dialling_out_beside_a_held_call_places_a_new_call_and_a_busy_colleague_is_refused() {
+    use callboard::sim::faces::netaxis::{NetaxisFace, NetaxisSetup};
+    use serde_json::json;
+    let shutdown = CancellationToken::new();
+    let now = callboard::hub::now_ms();
+    let pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", now);
+    let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<Event>>(64);
+    // 20 times the wall clock: a click-to-call is answered at both ends within about 2.5 s.
+    let clock = callboard::clock::Clock::new(now, 20.0);
+    let (sim, _task) = callboard::sim::runner::spawn(pbx, clock, events, shutdown.clone());
+    let setup = NetaxisSetup {
+        tenant: "t".into(),
+        group: "g".into(),
+        users: ["101", "102", "103"].iter().map(|n| (format!("u{n}"), (*n).to_owned())).collect(),
+        token: NETAXIS_TOKEN.into(),
+        login: ("supervisor".into(), "pa55word".into()),
+        details_in_body_only: false,
+    };
+    let face = NetaxisFace::new(setup, ("sim", "cc"), Faults::none(), Some(sim));
+    let absorbing = face.clone();
+    tokio::spawn(async move {
+        while let Some(batch) = receiver.recv().await {
+            absorbing.absorb(&batch);
+        }
+    });
+    let api = face.router();
+
+    let (status, body) = netaxis(&api, "POST", "u101", "", Some(json!({ "phoneNumber": "+61299990000" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let first = body["callId"].as_str().unwrap().to_owned();
+    let on_first = format!("{first}/");
+    netaxis_until(&api, "u101", "the first call to be answered", |calls| {
+        calls.iter().any(|call| call["callId"] == first.as_str() && call["state"] == "Active")
+    })
+    .await;
+    let (status, body) = netaxis(&api, "PUT", "u101", &on_first, Some(json!({ "action": "hold" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // An outside number beside the held call is a new call of its own, not a consultation.
+    let (status, body) = netaxis(&api, "POST", "u101", "", Some(json!({ "phoneNumber": "+61299990001" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let second = body["callId"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let calls = netaxis_until(&api, "u101", "both calls to show", |calls| calls.len() == 2).await;
+    let find = |id: &str| calls.iter().find(|call| call["callId"] == id).cloned().unwrap();
+    assert_eq!(find(first.as_str())["state"], "Held", "{calls:?}");
+    let placed = find(second.as_str());
+    assert_eq!(placed["remoteParty"]["address"], "+61299990001", "{placed}");
+    assert_eq!(placed["personality"], "Click-to-Dial", "{placed}");
+    // The PBX consults extensions only: the two calls cannot be joined.
+    let transfer = json!({ "action": "consultativeTransfer", "transferCallId": second });
+    let (status, body) = netaxis(&api, "PUT", "u101", &on_first, Some(transfer)).await;
+    assert_eq!((status, body[0]["message"].as_str()), (StatusCode::BAD_REQUEST, Some("Transfer has failed.")));
+
+    // Back to the first caller (the other call is released), then consult 102 while 102's own
+    // call rings: refused as busy, in a call-operation error rather than a bad calling user.
+    let (status, body) = netaxis(&api, "PUT", "u101", &on_first, Some(json!({ "action": "reconnect" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    netaxis_until(&api, "u101", "the first call alone and talking", |calls| {
+        calls.len() == 1 && calls[0]["callId"] == first.as_str() && calls[0]["state"] == "Active"
+    })
+    .await;
+    let (status, body) = netaxis(&api, "POST", "u102", "", Some(json!({ "phoneNumber": "+61299990002" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = netaxis(&api, "PUT", "u101", &on_first, Some(json!({ "action": "hold" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = netaxis(&api, "POST", "u101", "", Some(json!({ "phoneNumber": "102" }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body[0]["code"], 59, "{body}");
+    assert_eq!(body[0]["message"], "extension 102 is busy", "{body}");
+    let calls = netaxis_until(&api, "u101", "the list", |_| true).await;
+    assert_eq!(calls.len(), 1, "no consultation was started: {calls:?}");
+    shutdown.cancel();
 }
 
 async fn post(app: &axum::Router, body: serde_json::Value) -> (StatusCode, serde_json::Value) {

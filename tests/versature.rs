@@ -192,17 +192,25 @@ async fn a_wrong_secret_an_oversized_body_and_garbage_leave_state_untouched_and_
     let url = format!("{}/hooks/{NAME}/{SECRET}", app.base);
     assert_eq!(client.get(&url).send().await.unwrap().status(), 400);
     assert_eq!(client.post(format!("{url}/calls")).body(good.clone()).send().await.unwrap().status(), 404);
-    // Counted where the admin looks: /api/v1/connectors.
-    let mut counted = 0;
+    // Counted where the admin looks: /api/v1/connectors; the wrong secret apart from the errors.
     wait_until("the errors to reach /api/v1/connectors", async || {
         let reply: serde_json::Value =
             client.get(format!("{}/api/v1/connectors", app.base)).send().await.unwrap().json().await.unwrap();
-        counted =
-            reply.as_array().unwrap().iter().find(|c| c["name"] == NAME).map_or(0, |c| c["errors"].as_u64().unwrap());
-        counted == 7
+        let counts = reply
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == NAME)
+            .map(|c| (c["errors"].as_u64(), c["turned_away"].as_u64()));
+        counts == Some((Some(6), Some(1)))
     })
     .await;
+    // A stranger's wrong secret does not hide the provider's last error.
+    let before = app.connector.health();
+    assert_eq!(post(&app.base, "wrong-secret-00000001", good.clone()).await, 404);
     let health = app.connector.health();
+    assert_eq!((health.errors, health.turned_away), (6, 2), "{health:?}");
+    assert_eq!(health.last_error, before.last_error);
     assert!(
         !format!("{health:?}").contains(SECRET) && !format!("{health:?}").contains("wrong-secret"),
         "no secret in health"
@@ -362,6 +370,9 @@ async fn click_to_call_answer_and_hang_up_go_through_integrate() {
     };
     wait_until("101 to ring", async || leg_at_101(LegState::Ringing).await.is_some()).await;
     let ringing = leg_at_101(LegState::Ringing).await.unwrap();
+    // Integrate's `from` is the originator: 101 placed the call, though its own phone rings first.
+    assert_eq!(ringing.direction, Direction::Outbound, "{ringing:?}");
+    assert_eq!(ringing.remote.number.as_deref(), Some("+15145550100"), "{ringing:?}");
     let busy = app
         .connector
         .control(Command { extension: at_101.clone(), number: Some("+15145550101".into()), ..command(Action::Dial) })
@@ -381,6 +392,10 @@ async fn click_to_call_answer_and_hang_up_go_through_integrate() {
         snapshot.calls.iter().flat_map(|c| &c.legs).any(|l| l.id == ringing.id && l.state.is_answered())
     })
     .await;
+    let snapshot = hub_snapshot(&app.hub).await.unwrap();
+    let talking = snapshot.calls.iter().flat_map(|c| &c.legs).find(|l| l.id == ringing.id).unwrap();
+    assert_eq!(talking.direction, Direction::Outbound, "{talking:?}");
+    assert_eq!(talking.remote.number.as_deref(), Some("+15145550100"), "{talking:?}");
     app.connector.control(Command { leg: Some(ringing.id.clone()), ..command(Action::Hangup) }).await.unwrap();
     wait_until("the hang-up to end the call", async || {
         let history = all_history(&app.store).await.unwrap();

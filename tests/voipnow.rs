@@ -270,8 +270,20 @@ async fn a_wrong_secret_an_oversized_body_and_garbage_leave_state_untouched_and_
     assert_eq!(after.calls, before.calls, "nothing was ingested");
     assert!(all_history(&app.store).await.unwrap().is_empty());
     let health = app.connector.health();
-    assert_eq!(health.errors, 7, "each refusal is counted: {health:?}");
+    assert_eq!(health.errors, 6, "each refusal is counted: {health:?}");
+    assert_eq!(health.turned_away, 1, "the wrong secret apart from the errors: {health:?}");
     assert!(!format!("{health:?}").contains("wrong-secret-0000000"), "no secret, right or wrong, in health");
+    // A stranger's wrong secret does not hide the provider's last error.
+    let again = client
+        .post(format!("{}/hooks/{NAME}/wrong-secret-0000001/dial-in", app.base))
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    let after_wrong = app.connector.health();
+    assert_eq!((after_wrong.errors, after_wrong.turned_away), (6, 2), "{after_wrong:?}");
+    assert_eq!(after_wrong.last_error, health.last_error);
     // And the stream goes on.
     assert_eq!(send(&app.base, "dial-in", Transport::Form, &good).await, 200);
     assert_eq!(leg(&app.store, "5.5@0003*210").await.unwrap().state, LegState::Ringing);
@@ -398,15 +410,24 @@ async fn unified_api_registers_the_call_events_and_dials_holds_and_hangs_up() {
         .await
         .unwrap();
     assert!(dialled.contains("0299990000"), "{dialled}");
-    // The click-to-call rings 101 first (Dial-In), then calls out; 101 answers by itself here.
-    let mut call = None;
+    // The click-to-call rings 101 first, then calls out; 101 answers by itself here. It is a
+    // call made by 101 all along (Dial-Out, CallFlow OUT) to the number dialled.
+    let mut placed = None;
     wait_until("the click-to-call to reach the board", async || {
         let snapshot = hub_snapshot(&app.hub).await.unwrap();
-        call = snapshot.calls.iter().find(|c| c.ended_at.is_none()).map(|c| c.id.clone());
-        call.is_some()
+        placed = snapshot.calls.iter().find(|c| c.ended_at.is_none()).and_then(|c| c.legs.first().cloned());
+        placed.is_some()
     })
     .await;
-    let call = call.unwrap();
+    let placed = placed.unwrap();
+    assert_eq!(placed.extension.as_ref().map(|e| e.native()), Some("0001*101"), "{placed:?}");
+    assert_eq!(placed.direction, Direction::Outbound, "{placed:?}");
+    assert_eq!(placed.remote.number.as_deref(), Some("0299990000"), "{placed:?}");
+    // MakeCall named the call by the CallAPIID its events carry, so it is known as ours.
+    let snapshot = hub_snapshot(&app.hub).await.unwrap();
+    let origin = snapshot.calls.iter().find(|c| c.id == placed.call).map(|c| c.origin.clone());
+    assert_eq!(origin, Some(Origin::ClickToCall), "{placed:?}");
+    let call = placed.call.clone();
     let leg_101 = || {
         let truth = truth.lock().unwrap();
         let (_, calls, _) = truth.views_all();

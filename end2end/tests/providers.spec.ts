@@ -83,6 +83,10 @@ token = "callboard-sim-key"
     await expect(ada).toBeVisible();
     await expect(ada.getByRole("button", { name: "Call" })).toHaveCount(0);
     await expect(page.locator("[data-action=call_back]")).toHaveCount(0);
+    // Voicenter names its queues but not who serves them: the card says so rather than 0s.
+    await page.goto(server.url + "/queues");
+    const card = page.locator("[data-queue]").first();
+    await expect(card.locator("[data-agents]")).toHaveText("agents not reported by the provider");
   } finally {
     voicenter.stop();
     await server.stop();

@@ -128,6 +128,10 @@ test("queue cards show the snapshot's figures and explain them", async ({ page }
         if (offered !== String(queue.figures.offered)) mismatches.push(`${queue.name} offered ${offered}`);
         if (answered !== String(queue.figures.answered)) mismatches.push(`${queue.name} answered ${answered}`);
         if (waiting?.trim() !== String(queue.figures.waiting)) mismatches.push(`${queue.name} waiting ${waiting}`);
+        const a = queue.figures.agents;
+        const agents = await card.locator("[data-agents]").textContent();
+        const expected = `${a.available} available · ${a.busy} busy · ${a.on_break} break · ${a.logged_out} out`;
+        if (agents !== expected) mismatches.push(`${queue.name} agents ${agents}, not ${expected}`);
       }
       return mismatches;
     })

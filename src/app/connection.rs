@@ -77,6 +77,13 @@ pub fn backoff_ms(attempt: u32, jitter: f64) -> u32 {
     (f64::from(base) * (0.5 + jitter / 2.0)) as u32
 }
 
+/// How often the browser asks whether the link is alive. A socket a NAT or a dead server
+/// dropped silently reports nothing, and a wall screen never hides to trigger a resume: a ping
+/// unanswered by the next one ends the link, so the badge and the board never show a frozen
+/// state as live for more than two intervals. (A hidden tab's timers are slowed by the
+/// browser; this only stretches the interval, it never ends a link that answers.)
+pub const PING_INTERVAL_MS: u32 = 20_000;
+
 /// The shortest time between two renders of live changes. Every render of the board costs the
 /// main thread about the same (style, layout, paint and layerizing 200 tiles) however little
 /// changed, and at 100 events/s frames arrive about 40 times a second; a tenth of a second is
@@ -91,7 +98,7 @@ pub fn render_delay_ms(last_render: f64, now: f64) -> f64 {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use super::{backoff_ms, render_delay_ms, Connection, ConnectionStatus};
+    use super::{backoff_ms, render_delay_ms, Connection, ConnectionStatus, PING_INTERVAL_MS};
     use crate::app::live::LiveStore;
     use crate::model::Frame;
     use futures::channel::mpsc;
@@ -103,10 +110,15 @@ mod browser {
 
     /// Why a websocket session ended.
     enum Ended {
-        /// The link dropped: back off, then reconnect.
+        /// The link dropped, went quiet, or sent what this page cannot read (a server of
+        /// another version): back off, then reconnect. Never at once: a failure that repeats
+        /// must not become a reconnect loop against the server.
         Dropped,
         /// We chose to reconnect at once and resume (a gap, or the tab became visible).
         Resume,
+        /// The server sent a frame this page cannot read (a server of another version): back
+        /// off as for a drop, longer each time, however many good frames came in between.
+        Unreadable,
     }
 
     fn ws_url(resume: &str) -> Option<String> {
@@ -143,12 +155,19 @@ mod browser {
         // on a page that gives the listener no document to watch.
         watch_visibility(wake.clone());
         let mut attempt = 0u32;
+        // Unreadable frames this page has met: a snapshot read between two of them does not
+        // make the next retry quick, or a bad delta would cost a snapshot every 250 ms.
+        let mut unreadable = 0u32;
         loop {
             let ended = match ws_url(&store.resume_query()).map(|url| WebSocket::open(&url)) {
                 Some(Ok(socket)) => session(socket, &connection, &store, &mut woken, &mut attempt).await,
                 _ => Ended::Dropped,
             };
-            if let Ended::Dropped = ended {
+            if let Ended::Unreadable = ended {
+                unreadable = unreadable.saturating_add(1);
+                attempt = attempt.max(unreadable);
+            }
+            if let Ended::Dropped | Ended::Unreadable = ended {
                 connection.status.set(if browser_online() {
                     ConnectionStatus::Reconnecting
                 } else {
@@ -170,17 +189,22 @@ mod browser {
         attempt: &mut u32,
     ) -> Ended {
         // Resolves once the socket is open or has failed (gloo wakes it on both). An up-to-date
-        // resume gets no frame at first, so the open socket itself is the sign of a live link.
+        // resume gets no frame at first, so for a resume the open socket itself is the sign of
+        // a live link; a fresh link is live once its snapshot has arrived.
         let mut socket = socket;
         let _ = futures::future::poll_fn(|cx| futures::Sink::poll_ready(std::pin::Pin::new(&mut socket), cx)).await;
         if !matches!(socket.state(), gloo_net::websocket::State::Open) {
             return Ended::Dropped;
         }
-        connection.status.set(ConnectionStatus::Connected);
-        *attempt = 0;
+        if store.seq().is_some() {
+            connection.status.set(ConnectionStatus::Connected);
+        }
         // This socket is itself a resume: a wake from before it opened has been answered.
         while woken.try_recv().is_ok() {}
-        let (_write, mut read) = socket.split();
+        let (mut write, mut read) = socket.split();
+        // Whether the last ping is still unanswered (nothing at all heard since it went out).
+        let mut ping_unanswered = false;
+        let mut ping_due = gloo_timers::future::TimeoutFuture::new(PING_INTERVAL_MS);
         // Frames read but not yet shown, with the browser time each arrived; shown together
         // when `render` fires (see `render_delay_ms`).
         let mut pending: Vec<(Frame, i64)> = Vec::new();
@@ -194,12 +218,16 @@ mod browser {
                         None => futures::future::pending().await,
                     }
                 };
-                match select(select(read.next(), woken.next()), std::pin::pin!(due)).await {
+                match select(select(read.next(), woken.next()), select(std::pin::pin!(due), &mut ping_due)).await {
                     Either::Left((Either::Left((message, _)), _)) => Woke::Message(message),
                     Either::Left((Either::Right(_), _)) => Woke::Visible,
-                    Either::Right(_) => Woke::RenderDue,
+                    Either::Right((Either::Left(_), _)) => Woke::RenderDue,
+                    Either::Right((Either::Right(_), _)) => Woke::PingDue,
                 }
             };
+            if matches!(woke, Woke::Message(Some(Ok(_)))) {
+                ping_unanswered = false;
+            }
             let show_now = match woke {
                 Woke::Message(Some(Ok(Message::Text(text)))) => {
                     let now = js_sys::Date::now();
@@ -208,12 +236,15 @@ mod browser {
                         Err(error) => {
                             leptos::logging::warn!("unreadable frame ({error}); asking for a fresh snapshot");
                             store.forget_seq();
-                            return Ended::Resume;
+                            return Ended::Unreadable;
                         }
                     }
+                    // Live once there is something to show: a resume's deltas, or the snapshot.
                     if connection.status.get_untracked() != ConnectionStatus::Connected {
                         connection.status.set(ConnectionStatus::Connected);
                     }
+                    // Only a frame read proves the link works: a server that opens the socket
+                    // and drops it at once is retried with a growing backoff.
                     *attempt = 0;
                     // With a render already due, the frame waits for it.
                     let delay = render_delay_ms(last_render, now);
@@ -230,6 +261,21 @@ mod browser {
                 // Frames still pending were not applied, so the resume asks for them again.
                 Woke::Message(Some(Err(_)) | None) => return Ended::Dropped,
                 Woke::Visible => return Ended::Resume,
+                Woke::PingDue => {
+                    if ping_unanswered {
+                        leptos::logging::warn!(
+                            "the server has not answered for {} s; reconnecting",
+                            PING_INTERVAL_MS / 500
+                        );
+                        return Ended::Dropped;
+                    }
+                    if futures::SinkExt::send(&mut write, Message::Text(crate::model::PING.into())).await.is_err() {
+                        return Ended::Dropped;
+                    }
+                    ping_unanswered = true;
+                    ping_due = gloo_timers::future::TimeoutFuture::new(PING_INTERVAL_MS);
+                    false
+                }
             };
             if show_now {
                 last_render = js_sys::Date::now();
@@ -246,6 +292,7 @@ mod browser {
         Message(Option<Result<Message, gloo_net::websocket::WebSocketError>>),
         Visible,
         RenderDue,
+        PingDue,
     }
 
     /// Applies the pending frames in order, in one go, so the page renders once for all of them.

@@ -23,7 +23,8 @@ pub struct LiveStore {
     /// The `seq` of the last frame applied and the epoch that numbered it; `None` until the
     /// first snapshot.
     seq: StoredValue<Option<(u64, u64)>>,
-    /// Server clock minus browser clock, from the last snapshot, so timers agree with the server.
+    /// Server clock minus browser clock, from the last snapshot or pong, so timers agree with the
+    /// server even after the browser's clock is corrected under a page open for days.
     pub clock_offset_ms: RwSignal<Timestamp>,
     /// The live call each extension is on, one signal per extension, kept up to date as calls
     /// change: a tile follows only its own, not every call.
@@ -228,6 +229,12 @@ impl LiveStore {
                 self.seq.set_value(Some((seq, epoch)));
                 Ok(())
             }
+            Frame::Pong { server_time } => {
+                if server_time > 0 {
+                    self.clock_offset_ms.set(server_time - now);
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -344,6 +351,11 @@ mod tests {
         assert_eq!(tile_101.get_untracked().presence, Presence::Ringing);
         assert_eq!(tile_100.get_untracked().presence, Presence::Idle);
         assert_eq!(store.extensions.with_untracked(|map| map[&ExtensionId::new("p", "a", "101")]), tile_101);
+
+        // A pong corrects the clock (the browser's was set right under the page) and nothing else.
+        store.apply(Frame::Pong { server_time: 90_000 }, 89_000).unwrap();
+        assert_eq!(store.clock_offset_ms.get_untracked(), 1_000);
+        assert_eq!(store.seq(), Some(6), "a pong is not numbered");
 
         let skipped = Frame::Delta { seq: 8, changes: vec![] };
         assert_eq!(store.apply(skipped, 0), Err(Gap { expected: 7, received: 8 }));

@@ -64,7 +64,7 @@ fn formula(figure: &str, settings: &QueueSettings) -> String {
         "short" => format!("Abandons within {} s, before anyone could have answered.", settings.short_abandon_s),
         "wait" => "Mean wait of answered callers (average speed of answer).".into(),
         "talk" => "Mean talk time of answered calls that have ended.".into(),
-        _ => "Agents who serve this queue, by what they are doing now.".into(),
+        _ => "Agents who serve this queue, by what they are doing now: the members the provider lists, else those set in the configuration ([queues.by_id.\"<id>\"] members).".into(),
     }
 }
 
@@ -139,10 +139,16 @@ fn QueueCard(queue: RwSignal<Queue>) -> impl IntoView {
             <div class="flex items-baseline justify-between">
                 <div class="text-lg font-semibold">{move || queue.with(|q| q.name.clone())}</div>
                 <div class="text-xs text-slate-400">
-                    {move || {
-                        let agents = figures().agents;
-                        format!("{} available · {} busy · {} break · {} out", agents.available, agents.busy, agents.on_break, agents.logged_out)
-                    }}
+                    <span data-agents>
+                        {move || {
+                            // Zeros would read as "nobody is logged in": say what is not known.
+                            if queue.with(|queue| queue.members.is_empty()) {
+                                return "agents not reported by the provider".to_owned();
+                            }
+                            let agents = figures().agents;
+                            format!("{} available · {} busy · {} break · {} out", agents.available, agents.busy, agents.on_break, agents.logged_out)
+                        }}
+                    </span>
                     {help("agents")}
                 </div>
             </div>

@@ -90,8 +90,13 @@ pub trait WebhookReceiver: Send + Sync {
     fn secret(&self) -> &str;
     /// Takes in one delivery; answers only once what it carried is journaled.
     fn receive(&self, delivery: Delivery) -> BoxFuture<'static, Result<(), HookRefusal>>;
-    /// Counts a delivery the route turned away before `receive` (wrong secret, oversized).
-    fn turned_away(&self, reason: &str);
+    /// Counts, as an error with `reason`, a delivery the route refused before `receive` although
+    /// its secret was right (a method other than GET or POST, an oversized body): only the
+    /// provider knows the secret, so this is the provider's mistake.
+    fn refused(&self, reason: &str);
+    /// Counts a delivery with a wrong secret apart from the errors: anyone who can reach
+    /// `/hooks/` can send one, and it must not hide the provider's own last error.
+    fn turned_away(&self);
 }
 
 /// The running connectors, by provider name, and those of them that receive webhooks.
@@ -180,9 +185,17 @@ impl HealthBook {
         self.health.last_error = Some(text);
         self.due()
     }
+
+    /// Counts one webhook delivery with a wrong secret; `errors` and `last_error` stay the
+    /// provider's.
+    pub fn turned_away(&mut self) -> Option<crate::model::ConnectorHealth> {
+        self.health.turned_away += 1;
+        self.due()
+    }
 }
 
-/// Publishes health from where waiting is not possible (the webhook route's `turned_away`).
+/// Publishes health from where waiting is not possible (the webhook route's `refused` and
+/// `turned_away`).
 pub fn publish_soon(hub: &crate::hub::Hub, health: Option<crate::model::ConnectorHealth>) {
     if let Some(health) = health {
         let hub = hub.clone();
@@ -239,6 +252,31 @@ pub async fn start(
             Ok(Started { connector, hook: None, finishing: None })
         }
     }
+}
+
+/// Every key a provider kind reads, each with a placeholder value of its type, so that an
+/// environment override of a key the file leaves out is typed as the connector reads it:
+/// `poll_timeout_s` a number, `extensions` a list, and a numeric-looking `api_key` still text.
+/// Taken from the kind's own config type, so a key added there is known here too.
+pub fn setting_types(kind: crate::server::config::ProviderKind) -> toml::Table {
+    use crate::server::config::ProviderKind;
+    /// The keys of `T` read from `required` (its keys without a default), serialized back.
+    fn keys_of<T: serde::de::DeserializeOwned + serde::Serialize>(required: &str) -> Option<toml::Table> {
+        let config: T = toml::from_str(required).ok()?;
+        toml::Table::try_from(&config).ok()
+    }
+    let keys = match kind {
+        ProviderKind::Noojee => keys_of::<noojee::NoojeeConfig>("base_url = \"\"\napi_key = \"\"\nextensions = []\n"),
+        ProviderKind::Voipnow => keys_of::<voipnow::VoipNowConfig>("public_url = \"\"\n"),
+        ProviderKind::Versature => keys_of::<versature::VersatureConfig>("public_url = \"\"\n"),
+        ProviderKind::Netaxis => {
+            keys_of::<netaxis::NetaxisConfig>("base_url = \"\"\ntenant = \"\"\ngroup = \"\"\nusers = []\n")
+        }
+        ProviderKind::Voicenter => keys_of::<voicenter::VoicenterConfig>(""),
+    };
+    // Empty only if a kind's required keys above fall behind its type (a test guards that);
+    // its overrides are then taken as text, as the file's own types say.
+    keys.unwrap_or_default()
 }
 
 /// Gives every configured extension a tile from the start, not only once it has a call.
@@ -316,5 +354,38 @@ mod tests {
         assert!(words.starts_with("error sending request"), "{words}");
         assert!(words.to_lowercase().contains("connection refused"), "{words}");
         assert!(!words.contains("s3cret-key") && !words.contains("127.0.0.1"), "{words}");
+    }
+
+    #[test]
+    fn every_kind_shows_its_keys_with_the_types_it_reads() {
+        use crate::server::config::ProviderKind;
+        let kinds = [
+            ProviderKind::Noojee,
+            ProviderKind::Voipnow,
+            ProviderKind::Versature,
+            ProviderKind::Netaxis,
+            ProviderKind::Voicenter,
+        ];
+        for kind in kinds {
+            assert!(!setting_types(kind).is_empty(), "{kind:?}: its required keys are out of date");
+        }
+        let noojee = setting_types(ProviderKind::Noojee);
+        assert!(noojee["poll_timeout_s"].is_integer() && noojee["api_key"].is_str() && noojee["extensions"].is_array());
+        let versature = setting_types(ProviderKind::Versature);
+        assert!(versature["expires_in"].is_integer() && versature["delete_on_shutdown"].is_bool());
+        assert!(versature["client_secret"].is_str());
+        assert!(setting_types(ProviderKind::Netaxis)["users"].is_array());
+        assert!(setting_types(ProviderKind::Voicenter)["login_type"].is_str());
+    }
+
+    #[test]
+    fn a_wrong_secret_is_counted_apart_and_keeps_the_providers_last_error() {
+        let mut book = HealthBook::new(crate::model::ConnectorHealth::default());
+        book.error("HTTP 503: Integrate is down".into());
+        book.turned_away();
+        book.turned_away();
+        let health = book.publish();
+        assert_eq!((health.errors, health.turned_away), (1, 2));
+        assert_eq!(health.last_error.as_deref(), Some("HTTP 503: Integrate is down"));
     }
 }

@@ -44,6 +44,17 @@ impl RestError {
 /// Sends `request` with `timeout` and reads the reply: the JSON of a 2xx (null when empty),
 /// else the status with the provider's words.
 pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Result<Value, RestError> {
+    exchange_hiding(request, timeout, &[]).await
+}
+
+/// Like [`exchange`], with each of `secrets` taken out of the provider's words before they are
+/// cut to length: a provider may echo what it was sent (a hook URL with our webhook secret),
+/// and a cut through a secret would leave a piece of it that no later redaction finds.
+pub async fn exchange_hiding(
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+    secrets: &[&str],
+) -> Result<Value, RestError> {
     let transport = |error: reqwest::Error| RestError::Transport(super::transport_words(error));
     let mut response = request.timeout(timeout).send().await.map_err(transport)?;
     let status = response.status();
@@ -60,10 +71,7 @@ pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Re
         body.extend_from_slice(&chunk);
     }
     if !status.is_success() {
-        let words = lenient_json(&body)
-            .ok()
-            .and_then(|reply| error_text(&reply))
-            .or_else(|| Some(shown(String::from_utf8_lossy(&body).trim())).filter(|words| !words.is_empty()))
+        let words = refusal_words(&body, secrets)
             .unwrap_or_else(|| status.canonical_reason().unwrap_or("no reason given").to_owned());
         return Err(RestError::Status { status: status.as_u16(), words, retry_after });
     }
@@ -71,6 +79,17 @@ pub async fn exchange(request: reqwest::RequestBuilder, timeout: Duration) -> Re
         return Ok(Value::Null);
     }
     lenient_json(&body).map_err(RestError::Unreadable)
+}
+
+/// The words of a refusal's body (its error message, else its text), `secrets` taken out first
+/// and then cut to what a message can show; none when the body says nothing.
+fn refusal_words(body: &[u8], secrets: &[&str]) -> Option<String> {
+    let words = lenient_json(body)
+        .ok()
+        .and_then(|reply| words_of(&reply, 0))
+        .or_else(|| Some(String::from_utf8_lossy(body).trim().to_owned()).filter(|words| !words.is_empty()))?;
+    let redacted = secrets.iter().fold(words, |words, secret| super::without_secret(words, secret));
+    Some(shown(&redacted))
 }
 
 /// JSON, or else JSON with commas before a closing bracket (as some providers' documented
@@ -202,5 +221,19 @@ mod tests {
         assert_eq!(error_text(&json!({"errors": list})), error_text(&list));
         assert_eq!(error_text(&json!({"details": "error call not found"})).as_deref(), Some("error call not found"));
         assert_eq!(encode("a b/c?d"), "a%20b%2Fc%3Fd");
+    }
+
+    #[test]
+    fn a_secret_across_the_cut_is_taken_out_before_the_words_are_cut() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        // The secret starts at character 150 of 160 shown: cut first, its first ten would stay.
+        let echo = format!("{}{secret} is not reachable", "x".repeat(150));
+        let expected = format!("{}(secret) i", "x".repeat(150));
+        let json = serde_json::to_vec(&json!({ "error": echo })).unwrap();
+        assert_eq!(refusal_words(&json, &[secret]).as_deref(), Some(expected.as_str()));
+        assert_eq!(refusal_words(echo.as_bytes(), &["", secret]).as_deref(), Some(expected.as_str()), "plain text too");
+        assert_eq!(refusal_words(b"  ", &[secret]), None);
+        let without = refusal_words(echo.as_bytes(), &[]).unwrap();
+        assert_eq!(without.chars().count(), 160, "nothing to hide: only cut");
     }
 }

@@ -116,6 +116,8 @@ pub struct Hub {
 pub struct HubSettings {
     pub default_queue: QueueSettings,
     pub queues: BTreeMap<crate::model::QueueId, QueueSettings>,
+    /// Who serves each queue, for providers that do not say (`[queues.by_id."<id>"] members`).
+    pub members: BTreeMap<crate::model::QueueId, Vec<crate::model::ExtensionId>>,
 }
 
 impl Hub {
@@ -123,7 +125,8 @@ impl Hub {
     pub async fn start(store: Store, settings: HubSettings, shutdown: CancellationToken) -> Result<Self, StoreError> {
         let now = now_ms();
         let start = day_start(now, &settings.default_queue.reset_time, &settings.default_queue.time_zone);
-        let mut state = LiveState::new(settings.default_queue.clone(), settings.queues.clone());
+        let mut state = LiveState::new(settings.default_queue.clone(), settings.queues.clone())
+            .with_members(settings.members.clone());
         let journal = store.journal_since(start - REPLAY_BEFORE_DAY_MS).await?;
         let replayed = journal.len();
         for entry in &journal {
@@ -187,7 +190,7 @@ impl Hub {
         let (_, text) = self.snapshot().await.ok()?;
         match serde_json::from_str(text.as_str()).ok()? {
             Frame::Snapshot { snapshot, .. } => Some(snapshot),
-            Frame::Delta { .. } => None,
+            Frame::Delta { .. } | Frame::Pong { .. } => None,
         }
     }
 

@@ -7,6 +7,10 @@ use super::queue::Queue;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+/// The text a browser sends on `/ws` to ask whether the link is alive; the server answers
+/// that browser alone with a `pong` frame (see `Frame::Pong`).
+pub const PING: &str = "ping";
+
 /// How one connector is doing, for the admin and the `/api/v1/connectors` endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConnectorHealth {
@@ -25,6 +29,10 @@ pub struct ConnectorHealth {
     pub errors: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Webhook deliveries with a wrong secret, counted apart from `errors` so a stranger
+    /// probing `/hooks/` cannot hide the provider's own last error.
+    #[serde(default)]
+    pub turned_away: u64,
     /// The commands this provider can carry out: the desk shows only these buttons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<super::command::Action>,
@@ -73,13 +81,21 @@ pub enum Frame {
         seq: u64,
         changes: Vec<Change>,
     },
+    /// The answer to a browser's `ping` text, sent to that browser alone and outside the
+    /// numbering: the link is alive, and this is the server's clock now (timers drift from a
+    /// browser clock set once from a snapshot days ago).
+    Pong {
+        server_time: Timestamp,
+    },
 }
 
 impl Frame {
-    /// The sequence number the browser is current at after applying this frame.
-    pub fn seq(&self) -> u64 {
+    /// The sequence number the browser is current at after applying this frame; a pong is not
+    /// numbered.
+    pub fn seq(&self) -> Option<u64> {
         match self {
-            Frame::Snapshot { seq, .. } | Frame::Delta { seq, .. } => *seq,
+            Frame::Snapshot { seq, .. } | Frame::Delta { seq, .. } => Some(*seq),
+            Frame::Pong { .. } => None,
         }
     }
 }
@@ -184,9 +200,15 @@ struct DeltaFields {
     changes: Vec<Change>,
 }
 
+/// The fields of `Frame::Pong`.
+#[derive(Deserialize)]
+struct PongFields {
+    server_time: Timestamp,
+}
+
 impl TaggedByFirstField for Frame {
     const TAG: &'static str = "type";
-    const VARIANTS: &'static [&'static str] = &["snapshot", "delta"];
+    const VARIANTS: &'static [&'static str] = &["snapshot", "delta", "pong"];
 
     fn variant<'de, D: Deserializer<'de>>(tag: &str, rest: D) -> Result<Self, D::Error> {
         match tag {
@@ -204,6 +226,7 @@ impl TaggedByFirstField for Frame {
             "delta" => {
                 DeltaFields::deserialize(rest).map(|fields| Frame::Delta { seq: fields.seq, changes: fields.changes })
             }
+            "pong" => PongFields::deserialize(rest).map(|fields| Frame::Pong { server_time: fields.server_time }),
             other => Err(de::Error::unknown_variant(other, Self::VARIANTS)),
         }
     }
@@ -252,6 +275,7 @@ mod tests {
                     Change::Connector(ConnectorHealth { name: "demo".into(), ..ConnectorHealth::default() }),
                 ],
             },
+            Frame::Pong { server_time: 1_700_000_000_000 },
         ];
         for frame in frames {
             let text = serde_json::to_string(&frame).unwrap();

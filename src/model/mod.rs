@@ -15,7 +15,7 @@ pub use call::{Call, Direction, EndCause, HeldBy, Leg, LegState, Origin, Party, 
 pub use command::{Action, Command};
 pub use event::{Event, EventKind, ExtensionReport, LegReport, QueueOutcome};
 pub use extension::{AgentStatus, BreakReason, Extension, Presence};
-pub use frame::{Change, ConnectorHealth, Frame, Snapshot};
+pub use frame::{Change, ConnectorHealth, Frame, Snapshot, PING};
 pub use ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
 pub use phone::{e164, Contact};
 pub use queue::{HourFigures, Limits, Queue, QueueDay, QueueEntry, QueueFigures, QueueSettings, Thresholds};

@@ -11,7 +11,7 @@ use super::extension::{AgentStatus, Extension, Presence};
 use super::frame::Change;
 use super::ids::{CallId, ExtensionId, LegId, QueueId, Timestamp};
 use super::queue::{AgentCounts, Contribution, Queue, QueueEntry, QueueSettings, Tally};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 /// Provider times outside [1970, 2100) are a provider bug, not a call.
@@ -234,6 +234,16 @@ pub struct LiveState {
     queue_settings: BTreeMap<QueueId, QueueSettings>,
     default_settings: QueueSettings,
     day_start: Timestamp,
+    /// The calls the last new day forgot (they had ended before it began): a late or repeated
+    /// report of one, a webhook retried after midnight, is old news and must not bring it back
+    /// live. One day's worth, replaced at the next reset.
+    forgotten_calls: HashSet<CallId>,
+    /// The queue entries the last new day forgot (the caller had left before it began), for
+    /// the same reason: a retried join from before the reset must not list them waiting again.
+    forgotten_entries: HashSet<(QueueId, CallId)>,
+    /// Who serves each queue by the configuration, for providers that never say (all but the
+    /// simulator): without it every queue's agent counts would read 0 · 0 · 0 · 0.
+    configured_members: BTreeMap<QueueId, Vec<ExtensionId>>,
     published: Published,
 }
 
@@ -280,6 +290,18 @@ impl LiveState {
         Self { default_settings, queue_settings, ..Self::default() }
     }
 
+    /// Names who serves each queue, for providers that do not list members; a provider's own
+    /// list, where it gives one, wins.
+    pub fn with_members(mut self, members: BTreeMap<QueueId, Vec<ExtensionId>>) -> Self {
+        for (queue, list) in &members {
+            for member in list {
+                self.member_of.entry(member.clone()).or_default().insert(queue.clone());
+            }
+        }
+        self.configured_members = members;
+        self
+    }
+
     /// Start of the current figures day; entries before it are not counted.
     pub fn day_start(&self) -> Timestamp {
         self.day_start
@@ -289,6 +311,9 @@ impl LiveState {
     pub fn apply(&mut self, event: &Event) -> Outcome {
         if let Err(reason) = self.check(event) {
             return Outcome::Refused(reason);
+        }
+        if self.about_forgotten(event) {
+            return Outcome::Unchanged;
         }
         // Before and after: a leg that moves extension touches the one it left.
         let mut touched = self.touched(event);
@@ -362,6 +387,26 @@ impl LiveState {
             }
         }
         Ok(())
+    }
+
+    /// Whether `event` is old news about something the last new day forgot: a call that had
+    /// ended (ended stays ended), or a queue entry reported as of before the reset.
+    fn about_forgotten(&self, event: &Event) -> bool {
+        if self.forgotten_calls.is_empty() && self.forgotten_entries.is_empty() {
+            return false;
+        }
+        let call = match &event.kind {
+            EventKind::Leg(report) => &report.call,
+            EventKind::CallEnded { call, .. } => call,
+            EventKind::QueueJoined { queue, call, .. } | EventKind::QueueLeft { queue, call, .. } => {
+                if event.at < self.day_start && self.forgotten_entries.contains(&(queue.clone(), call.clone())) {
+                    return true;
+                }
+                call
+            }
+            EventKind::Extension(_) | EventKind::AgentStatus { .. } | EventKind::Queue { .. } => return false,
+        };
+        self.forgotten_calls.contains(call)
     }
 
     fn touched(&self, event: &Event) -> Touched {
@@ -468,12 +513,15 @@ impl LiveState {
                 let mut members = members.clone();
                 members.sort();
                 members.dedup();
-                let key = Key::of(at, &(name, &members));
+                let before = self.members_of(queue).to_vec();
                 let record = self.queue_mut(queue);
-                record.name.offer(key, Some(name.clone()));
-                let before = record.members.value.clone();
-                record.members.offer(key, members);
-                let after = record.members.value.clone();
+                record.name.offer(Key::of(at, name), Some(name.clone()));
+                // Only the simulator lists members: a provider's empty list means it does not
+                // say who serves the queue, not that nobody does.
+                if !members.is_empty() {
+                    record.members.offer(Key::of(at, &members), members);
+                }
+                let after = self.members_of(queue).to_vec();
                 if before != after {
                     for left in before.iter().filter(|member| !after.contains(member)) {
                         if let Some(queues) = self.member_of.get_mut(left) {
@@ -592,6 +640,14 @@ impl LiveState {
         }
     }
 
+    /// Who serves a queue: the members its provider lists, else the configured ones.
+    fn members_of(&self, queue: &QueueId) -> &[ExtensionId] {
+        match self.queues.get(queue) {
+            Some(record) if !record.members.value.is_empty() => &record.members.value,
+            _ => self.configured_members.get(queue).map_or(&[], Vec::as_slice),
+        }
+    }
+
     fn extension_mut(&mut self, id: &ExtensionId, at: Timestamp) -> &mut ExtensionRecord {
         let record = self.extensions.entry(id.clone()).or_insert_with(|| ExtensionRecord::new(id, at));
         record.first_seen = record.first_seen.min(at);
@@ -617,11 +673,11 @@ impl LiveState {
         if !self.queues.get(queue).is_some_and(|record| record.entries.contains_key(call)) {
             return;
         }
-        let talk_ms = self.call_view_times(call);
+        let Some(entry) = self.queues.get(queue).and_then(|record| record.entries.get(call)) else { return };
+        let view = self.entry_view(queue, call, entry);
         let day_start = self.day_start;
         let Some(record) = self.queues.get_mut(queue) else { return };
         let Some(entry) = record.entries.get_mut(call) else { return };
-        let view = entry.view(call, talk_ms);
         let counted = view.counts_in_day(day_start).then(|| (Contribution::of(&view), view.joined_at));
         if entry.counted == counted {
             return;
@@ -670,7 +726,8 @@ impl LiveState {
         let answered_at = legs.iter().filter_map(|leg| leg.answered_at).min();
         let ended_at = match &record.explicit_end {
             Some((at, _, _)) => Some(*at),
-            None if all_ended => legs.iter().filter_map(|leg| leg.ended_at).max(),
+            // A caller waiting in a queue is on the line, whatever rings have ended.
+            None if all_ended && !self.call_waits(id) => legs.iter().filter_map(|leg| leg.ended_at).max(),
             None => None,
         };
         let end_cause = ended_at.map(|_| match &record.explicit_end {
@@ -744,10 +801,11 @@ impl LiveState {
         let waiting: Vec<QueueEntry> = record
             .waiting
             .iter()
-            .filter_map(|(_, call)| record.entries.get(call).map(|entry| entry.view(call, self.call_view_times(call))))
+            .filter_map(|(_, call)| record.entries.get(call).map(|entry| self.entry_view(id, call, entry)))
             .collect();
         let mut agents = AgentCounts::default();
-        for member in &record.members.value {
+        let members = self.members_of(id);
+        for member in members {
             let Some(extension) = self.extensions.get(member) else { continue };
             match (&extension.status.value.0, self.presence(extension)) {
                 (AgentStatus::LoggedOut, _) => agents.logged_out += 1,
@@ -760,7 +818,7 @@ impl LiveState {
         Some(Queue {
             id: id.clone(),
             name: record.name.value.clone().unwrap_or_else(|| id.native().to_owned()),
-            members: record.members.value.clone(),
+            members: members.to_vec(),
             waiting,
             figures: record.tally.figures(longest_waiting_since, agents),
             settings: record.settings.clone(),
@@ -773,25 +831,95 @@ impl LiveState {
         let entries = record
             .entries
             .iter()
-            .map(|(call, entry)| entry.view(call, self.call_view_times(call)))
+            .map(|(call, entry)| self.entry_view(id, call, entry))
             .filter(|entry| entry.counts_in_day(self.day_start))
             .collect();
         Some((entries, record.settings.clone()))
     }
 
-    /// Talk time of an answered call that has ended, from its legs.
-    fn call_view_times(&self, call: &CallId) -> Option<i64> {
+    /// When a call's legs were all over: its explicit end, else when the last of its legs
+    /// ended; `None` while any leg is up (or no leg is known). A caller can still be waiting in
+    /// a queue then (the agent's ring timed out): see `call_waits`.
+    fn legs_ended_at(&self, call: &CallId) -> Option<Timestamp> {
         let record = self.calls.get(call)?;
-        let legs: Vec<&LegRecord> = record.legs.iter().filter_map(|leg| self.legs.get(leg)).collect();
-        let answered = legs.iter().filter_map(|leg| leg.answered_at).min()?;
-        let ended = match &record.explicit_end {
-            Some((at, _, _)) => *at,
-            None if !legs.is_empty() && legs.iter().all(|leg| leg.ended.is_some()) => {
-                legs.iter().filter_map(|leg| leg.ended.as_ref().map(|(at, _, _)| *at)).max()?
-            }
-            None => return None,
-        };
-        Some((ended - answered).max(0))
+        if let Some((at, _, _)) = &record.explicit_end {
+            return Some(*at);
+        }
+        let mut ended = None;
+        for leg in &record.legs {
+            let (at, _, _) = self.legs.get(leg)?.ended.as_ref()?;
+            ended = ended.max(Some(*at));
+        }
+        ended
+    }
+
+    /// Whether a caller of this call is still waiting in some queue: the call is not over,
+    /// however many rings to agents have ended, until it ends or the caller leaves.
+    fn call_waits(&self, call: &CallId) -> bool {
+        self.entry_queues.get(call).into_iter().flatten().any(|queue| {
+            let entry = self.queues.get(queue).and_then(|record| record.entries.get(call));
+            entry.is_some_and(|entry| self.entry_leave(queue, call, entry).is_none())
+        })
+    }
+
+    /// The earliest time this call joined a queue other than `queue` after `after`.
+    fn next_join_elsewhere(&self, queue: &QueueId, call: &CallId, after: Option<Timestamp>) -> Option<Timestamp> {
+        self.entry_queues
+            .get(call)
+            .into_iter()
+            .flatten()
+            .filter(|other| *other != queue)
+            .filter_map(|other| self.queues.get(other)?.entries.get(call)?.joined_at)
+            .filter(|joined| after.is_none_or(|after| *joined > after))
+            .min()
+    }
+
+    /// When and how a caller left a queue: the provider's report or, when that never came,
+    /// what the call tells, so a lost leave cannot keep a caller waiting until the stale sweep:
+    /// answered at the first pickup by an agent after the join (and before the call moved on
+    /// to another queue); else gone on to that other queue (`other`) at its join; else
+    /// abandoned when the call ended. `None`: still waiting.
+    fn entry_leave(&self, queue: &QueueId, call: &CallId, entry: &EntryRecord) -> Option<(Timestamp, QueueOutcome)> {
+        if let Some(left) = entry.left {
+            return Some(left);
+        }
+        let record = self.calls.get(call)?;
+        let joined = entry.joined_at;
+        let next_join = self.next_join_elsewhere(queue, call, joined);
+        let pickup = record
+            .legs
+            .iter()
+            .filter_map(|leg| self.legs.get(leg)?.answered_at)
+            .filter(|answered| joined.is_none_or(|joined| *answered >= joined))
+            .filter(|answered| next_join.is_none_or(|next| *answered < next))
+            .min();
+        if let Some(answered) = pickup {
+            return Some((answered, QueueOutcome::Answered));
+        }
+        if let Some(next) = next_join {
+            return Some((next, QueueOutcome::Other));
+        }
+        record.explicit_end.as_ref().map(|(at, _, _)| (*at, QueueOutcome::Abandoned))
+    }
+
+    /// One queue entry as the figures count it: its leave from `entry_leave`, and its talk from
+    /// the answer that ended the wait to the end of the call or to the call's next queue,
+    /// whichever came first: a call transferred on to another queue counts its first
+    /// conversation here and its second there, not both in both.
+    fn entry_view(&self, queue: &QueueId, call: &CallId, entry: &EntryRecord) -> QueueEntry {
+        let mut view = entry.view(call, None);
+        if let Some((at, outcome)) = self.entry_leave(queue, call, entry) {
+            view.left_at = Some(at);
+            view.outcome = Some(outcome);
+        }
+        if let (Some(QueueOutcome::Answered), Some(answered)) = (view.outcome, view.left_at) {
+            let talk_ended = match (self.legs_ended_at(call), self.next_join_elsewhere(queue, call, Some(answered))) {
+                (Some(ended), Some(next)) => Some(ended.min(next)),
+                (ended, next) => ended.or(next),
+            };
+            view.talk_ms = talk_ended.map(|ended| (ended - answered).max(0));
+        }
+        view
     }
 
     /// Every live object, as the snapshot sends it.
@@ -846,6 +974,7 @@ impl LiveState {
                     .entries
                     .iter()
                     .filter(move |(_, entry)| entry.left.is_none() && now - entry.heard_at > waiting_ms)
+                    .filter(move |(call, entry)| self.entry_leave(queue, call, entry).is_none())
                     .map(move |(call, _)| (queue.clone(), call.clone()))
             })
             .collect()
@@ -876,9 +1005,39 @@ impl LiveState {
             return Vec::new();
         }
         self.day_start = day_start;
+        // A leave read from the call, or from another queue's entry, is written down before
+        // either goes: what the new day keeps must not change because of what it forgets.
+        let read_leaves: Vec<(QueueId, CallId, (Timestamp, QueueOutcome))> = self
+            .queues
+            .iter()
+            .flat_map(|(queue, record)| {
+                record.entries.iter().filter(|(_, entry)| entry.left.is_none()).filter_map(|(call, entry)| {
+                    self.entry_leave(queue, call, entry).map(|leave| (queue.clone(), call.clone(), leave))
+                })
+            })
+            .collect();
+        for (queue, call, leave) in read_leaves {
+            if let Some(entry) = self.queues.get_mut(&queue).and_then(|record| record.entries.get_mut(&call)) {
+                entry.left = Some(leave);
+            }
+        }
+        let left_before: HashSet<(QueueId, CallId)> = self
+            .queues
+            .iter()
+            .flat_map(|(queue, record)| {
+                record
+                    .entries
+                    .iter()
+                    .filter(|(call, entry)| {
+                        self.entry_leave(queue, call, entry).is_some_and(|(left, _)| left < day_start)
+                    })
+                    .map(|(call, _)| (queue.clone(), call.clone()))
+            })
+            .collect();
         let mut changes = self.retire_ended(day_start);
         let finished: Vec<CallId> =
             self.calls.iter().filter(|(_, record)| record.retired).map(|(id, _)| id.clone()).collect();
+        self.forgotten_calls = finished.iter().cloned().collect();
         // Their times of last call may have been among the forgotten legs.
         let mut lost_legs = BTreeSet::new();
         for id in finished {
@@ -896,8 +1055,8 @@ impl LiveState {
             }
         }
         for (queue, record) in &mut self.queues {
-            record.entries.retain(|call, entry| {
-                let keep = entry.left.is_none_or(|(at, _)| at >= day_start);
+            record.entries.retain(|call, _| {
+                let keep = !left_before.contains(&(queue.clone(), call.clone()));
                 if !keep {
                     if let Some(queues) = self.entry_queues.get_mut(call) {
                         queues.remove(queue);
@@ -909,6 +1068,7 @@ impl LiveState {
                 keep
             });
         }
+        self.forgotten_entries = left_before;
         self.recount_all();
         for id in &lost_legs {
             let view = self.extension_view(id);

@@ -59,6 +59,9 @@ pub enum ApiError {
     Upstream(String),
     #[error("{0}")]
     NotFound(String),
+    /// A body of a type the endpoint does not take: 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("the live state is not available right now")]
     Unavailable,
     #[error("call history is not available right now")]
@@ -78,6 +81,7 @@ impl IntoResponse for ApiError {
             ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if let ApiError::Store(error) = &self {

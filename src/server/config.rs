@@ -6,7 +6,7 @@
 //! the file.
 
 use crate::hub::HubSettings;
-use crate::model::{Limits, QueueId, QueueSettings, Thresholds};
+use crate::model::{ExtensionId, Limits, QueueId, QueueSettings, Thresholds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,7 +18,17 @@ const ENV_PREFIX: &str = "CALLBOARD_";
 /// Environment variables that belong to the command line, not to the file's sections.
 const CLI_VARIABLES: &[&str] = &["CALLBOARD_CONFIG", "CALLBOARD_LOG_JSON"];
 
-/// The whole configuration; with no `[[provider]]` Callboard runs its demo call center.
+/// The listen address cargo-leptos sets; `server.addr` defaults to it.
+const SITE_ADDR_VARIABLE: &str = "LEPTOS_SITE_ADDR";
+
+/// The smallest `server.body_limit_bytes` accepted: below it not even a command fits.
+const MIN_BODY_LIMIT: usize = 1024;
+/// The largest `server.body_limit_bytes` accepted, so no client can make the server buffer
+/// a body without a sane bound.
+const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The whole configuration; with no `[[provider]]` Callboard runs its demo call center. Its
+/// `Debug` shows no provider's values (see [`ProviderConfig`]), so it is safe to log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -91,6 +101,11 @@ pub struct QueueTargets {
     /// Amber and red for the service level, percent (lower is worse).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_level_pct: Option<Limits>,
+    /// Who serves this queue, as extension numbers of the queue's provider and account
+    /// (`"201"`): no provider but the simulator lists a queue's members, and without them its
+    /// agent counts cannot be told. A provider's own list, where it gives one, wins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
 }
 
 impl QueuesConfig {
@@ -117,7 +132,21 @@ impl QueuesConfig {
                 (QueueId(id.clone()), settings)
             })
             .collect();
-        HubSettings { default_queue, queues }
+        let members = self
+            .by_id
+            .iter()
+            .filter(|(_, targets)| !targets.members.is_empty())
+            .map(|(id, targets)| {
+                let queue = QueueId(id.clone());
+                let members = targets
+                    .members
+                    .iter()
+                    .map(|number| ExtensionId::new(queue.provider(), queue.account(), number))
+                    .collect();
+                (queue, members)
+            })
+            .collect();
+        HubSettings { default_queue, queues, members }
     }
 
     /// A reset time that is no time of day, or a zone no time zone database knows, is refused
@@ -138,6 +167,38 @@ impl QueuesConfig {
                 "[queues] time_zone {:?} is not a time zone this machine knows (an IANA name like Australia/Sydney)",
                 self.time_zone
             ));
+        }
+        // TOML can write `nan` and `inf`; a threshold like that colours every card or none.
+        let finite = |table: &str, key: &str, limits: &Limits| {
+            for (end, value) in [("amber", limits.amber), ("red", limits.red)] {
+                if !value.is_finite() {
+                    return Err(format!("{table} {key}.{end} is {value}; thresholds must be finite numbers"));
+                }
+            }
+            Ok(())
+        };
+        let all = &self.thresholds;
+        finite("[queues]", "thresholds.waiting", &all.waiting)?;
+        finite("[queues]", "thresholds.longest_wait_s", &all.longest_wait_s)?;
+        finite("[queues]", "thresholds.service_level_pct", &all.service_level_pct)?;
+        for (id, targets) in &self.by_id {
+            let table = format!("[queues.by_id.{id:?}]");
+            for (key, limits) in [
+                ("waiting", &targets.waiting),
+                ("longest_wait_s", &targets.longest_wait_s),
+                ("service_level_pct", &targets.service_level_pct),
+            ] {
+                if let Some(limits) = limits {
+                    finite(&table, key, limits)?;
+                }
+            }
+            // Members are named within the queue's provider and account, so the id must say them.
+            let parts: Vec<&str> = id.splitn(3, '/').collect();
+            if !targets.members.is_empty() && (parts.len() != 3 || parts.iter().any(|part| part.is_empty())) {
+                return Err(format!(
+                    "{table} members need the queue's whole id, <provider>/<account>/<queue>, as data-queue shows it"
+                ));
+            }
         }
         Ok(())
     }
@@ -185,16 +246,22 @@ pub struct ServerConfig {
     /// Largest request body accepted, so no client can make the server buffer without bound.
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
+    /// Host names (no port) browsers may reach Callboard by, beyond `localhost`, IP addresses
+    /// and the providers' `public_url` hosts: a page under any other name is turned away, so a
+    /// hostile name rebound to this address cannot read the board.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { addr: default_addr(), body_limit_bytes: default_body_limit() }
+        Self { addr: default_addr(), body_limit_bytes: default_body_limit(), allowed_hosts: Vec::new() }
     }
 }
 
 fn default_addr() -> SocketAddr {
-    std::env::var("LEPTOS_SITE_ADDR")
+    // An unreadable value is refused by `Config::load_with_env` before this could use it.
+    std::env::var(SITE_ADDR_VARIABLE)
         .ok()
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)))
@@ -235,13 +302,25 @@ pub enum ProviderKind {
 
 /// One `[[provider]]` table. The keys beyond `kind` and `name` belong to the kind's connector,
 /// which validates them, so they are kept as a table here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Unique; namespaces every id the provider produces.
     pub name: String,
     #[serde(flatten)]
     pub settings: toml::Table,
+}
+
+/// The kind, the name and the keys given, never their values: settings hold API keys, tokens
+/// and passwords, and a `{:?}` of the configuration must be safe to log.
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("keys", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl ProviderConfig {
@@ -275,6 +354,17 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        // Read here rather than where it is used, so a mistake is said, not replaced by
+        // 127.0.0.1:3000 in silence.
+        if let Some((var, value)) = env.iter().find(|(var, _)| var == SITE_ADDR_VARIABLE) {
+            if value.trim().parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("{value:?} is not a socket address such as 127.0.0.1:3000"),
+                });
+            }
+        }
         let (config, origin) = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -303,6 +393,9 @@ impl Config {
         let mut table = toml::Table::try_from(&self)
             .map_err(|error| ConfigError::Env { var: "(all)".into(), message: error.to_string() })?;
         let provider_names: Vec<String> = self.providers.iter().map(ProviderConfig::env_name).collect();
+        // The keys each provider's kind reads, typed, for overrides of keys its table leaves out.
+        let provider_keys: Vec<toml::Table> =
+            self.providers.iter().map(|provider| crate::connectors::setting_types(provider.kind)).collect();
         let mut overridden = Vec::new();
         for (var, value) in env {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
@@ -310,11 +403,18 @@ impl Config {
                 continue;
             }
             if let Some(rest) = rest.strip_prefix("PROVIDER_") {
-                let found = provider_names.iter().enumerate().find_map(|(index, name)| {
-                    rest.strip_prefix(name.as_str())
-                        .and_then(|key| key.strip_prefix('_'))
-                        .map(|key| (index, key.to_lowercase()))
-                });
+                // The longest name that fits: with `main` and `main-pbx`, MAIN_PBX_API_KEY is
+                // main-pbx's api_key, not main's pbx_api_key.
+                let found = provider_names
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, name)| {
+                        rest.strip_prefix(name.as_str())
+                            .and_then(|key| key.strip_prefix('_'))
+                            .map(|key| (index, name.len(), key.to_lowercase()))
+                    })
+                    .max_by_key(|(_, length, _)| *length)
+                    .map(|(index, _, key)| (index, key));
                 let Some((index, key)) = found else {
                     return Err(ConfigError::Env {
                         var,
@@ -329,7 +429,15 @@ impl Config {
                 }
                 let providers = table.get_mut("provider").and_then(toml::Value::as_array_mut);
                 if let Some(toml::Value::Table(provider)) = providers.and_then(|list| list.get_mut(index)) {
-                    provider.insert(key, toml::Value::String(value));
+                    // Typed as the connector reads the key, else as the file wrote it; a key
+                    // neither knows stays text (the connector names it if it is a mistake).
+                    let known = provider_keys.get(index).and_then(|keys| keys.get(&key)).or_else(|| provider.get(&key));
+                    let typed = match known {
+                        Some(existing) => typed_like(Some(existing), &value)
+                            .map_err(|message| ConfigError::Env { var: var.clone(), message })?,
+                        None => toml::Value::String(value),
+                    };
+                    provider.insert(key, typed);
                 }
             } else {
                 let Some((section, key)) = rest.split_once('_') else { continue };
@@ -353,6 +461,29 @@ impl Config {
 
     fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
         self.queues.check().map_err(|message| ConfigError::Invalid { path: origin.to_owned(), message })?;
+        let limit = self.server.body_limit_bytes;
+        if !(MIN_BODY_LIMIT..=MAX_BODY_LIMIT).contains(&limit) {
+            return Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                message: format!(
+                    "server.body_limit_bytes {limit} must be between {MIN_BODY_LIMIT} (1 KiB) and {MAX_BODY_LIMIT} (64 MiB)"
+                ),
+            });
+        }
+        // A name with a scheme or a port would never match a Host header's name, silently.
+        for name in &self.server.allowed_hosts {
+            let bare = name == "*"
+                || name.parse::<std::net::IpAddr>().is_ok()
+                || (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+            if !bare {
+                return Err(ConfigError::Invalid {
+                    path: origin.to_owned(),
+                    message: format!(
+                        "server.allowed_hosts {name:?} must be a bare host name or address, like \"board.example.com\" (no scheme, no port)"
+                    ),
+                });
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for provider in &self.providers {
             let valid = !provider.name.is_empty()
@@ -382,9 +513,18 @@ impl Config {
     }
 }
 
-/// Converts an environment string to the type the key already has (numbers stay numbers).
+/// Converts an environment string to the type the key already has (numbers stay numbers; a
+/// list is read from comma-separated text, `a, b`, each item text, empty for none).
 fn typed_like(existing: Option<&toml::Value>, value: &str) -> Result<toml::Value, String> {
     match existing {
+        Some(toml::Value::Array(_)) => Ok(toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_owned()))
+                .collect(),
+        )),
         Some(toml::Value::Integer(_)) => value
             .trim()
             .parse::<i64>()
@@ -559,6 +699,7 @@ thresholds.waiting = { amber = 5, red = 10 }
 [queues.by_id."pbx/acct/vip"]
 service_level_s = 10
 service_level_pct = { amber = 95, red = 90 }
+members = ["201", "202"]
 "#,
         )
         .unwrap();
@@ -574,6 +715,11 @@ service_level_pct = { amber = 95, red = 90 }
         // What the queue leaves out comes from [queues], not from the built-in defaults.
         assert_eq!(vip.thresholds.waiting, Limits { amber: 5.0, red: 10.0 });
         assert_eq!(vip.time_zone, "Australia/Sydney");
+        // Its members are extensions of the queue's own provider and account.
+        let members = &settings.members[&QueueId("pbx/acct/vip".into())];
+        assert_eq!(members, &vec![ExtensionId("pbx/acct/201".into()), ExtensionId("pbx/acct/202".into())]);
+        let error = parse("[queues.by_id.vip]\nmembers = [\"201\"]\n").unwrap().validate(Path::new("c.toml"));
+        assert!(error.unwrap_err().to_string().contains("whole id"));
         // The day is the call center's: a queue cannot have its own.
         let error = parse("[queues.by_id.\"a/b/c\"]\nreset_time = \"01:00\"\n").unwrap_err().to_string();
         assert!(error.contains("line 2"), "{error}");
@@ -596,6 +742,127 @@ service_level_pct = { amber = 95, red = 90 }
             let error = Config::load_with_env(None, [(var.to_owned(), value.to_owned())]).unwrap_err().to_string();
             assert!(error.contains(words) && error.contains(value), "{error}");
         }
+    }
+
+    #[test]
+    fn provider_keys_from_the_environment_take_the_type_the_connector_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[provider]]
+kind = "noojee"
+name = "main"
+base_url = "https://pbx.example/servicemanager/rest"
+poll_timeout_s = 30
+
+[[provider]]
+kind = "versature"
+name = "main-pbx"
+public_url = "https://board.example"
+"#,
+        )
+        .unwrap();
+        let env = [
+            ("CALLBOARD_PROVIDER_MAIN_POLL_TIMEOUT_S", "45"),
+            ("CALLBOARD_PROVIDER_MAIN_API_KEY", "12345"),
+            ("CALLBOARD_PROVIDER_MAIN_EXTENSIONS", "400, 410"),
+            ("CALLBOARD_PROVIDER_MAIN_PBX_EXPIRES_IN", "3600"),
+            ("CALLBOARD_PROVIDER_MAIN_PBX_DELETE_ON_SHUTDOWN", "true"),
+            ("CALLBOARD_PROVIDER_MAIN_PBX_CLIENT_ID", "7"),
+            ("CALLBOARD_PROVIDER_MAIN_PBX_CLIENT_SECRET", "0042"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = Config::load_with_env(Some(&path), env).unwrap();
+        let main = &config.providers[0].settings;
+        assert_eq!(main["poll_timeout_s"].as_integer(), Some(45), "in the file: a number");
+        assert_eq!(main["api_key"].as_str(), Some("12345"), "not in the file: a secret stays text");
+        let extensions = vec![toml::Value::String("400".into()), toml::Value::String("410".into())];
+        assert_eq!(main["extensions"], toml::Value::Array(extensions), "a list");
+        assert!(!main.contains_key("pbx_expires_in"), "the longest name takes it: {main:?}");
+        let noojee = crate::connectors::noojee::NoojeeConfig::from_table(main).unwrap();
+        assert_eq!((noojee.poll_timeout_s, noojee.api_key.as_str()), (45, "12345"));
+        let pbx = &config.providers[1].settings;
+        assert_eq!(pbx["expires_in"].as_integer(), Some(3600));
+        assert_eq!(pbx["delete_on_shutdown"].as_bool(), Some(true));
+        assert_eq!((pbx["client_id"].as_str(), pbx["client_secret"].as_str()), (Some("7"), Some("0042")));
+        let versature = crate::connectors::versature::VersatureConfig::from_table(pbx).unwrap();
+        assert_eq!((versature.expires_in, versature.delete_on_shutdown), (3600, true));
+        // A value that is not of the key's type names the variable.
+        let env = [("CALLBOARD_PROVIDER_MAIN_POLL_TIMEOUT_S".to_owned(), "soon".to_owned())];
+        let error = Config::load_with_env(Some(&path), env).unwrap_err().to_string();
+        assert!(error.contains("CALLBOARD_PROVIDER_MAIN_POLL_TIMEOUT_S") && error.contains("whole number"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_names_provider_keys_but_shows_no_values() {
+        let config = parse("[[provider]]\nkind = \"noojee\"\nname = \"main-pbx\"\napi_key = \"s3cret-key\"\n").unwrap();
+        let shown = format!("{config:?}");
+        assert!(shown.contains("main-pbx") && shown.contains("api_key") && shown.contains("Noojee"), "{shown}");
+        assert!(!shown.contains("s3cret-key"), "{shown}");
+    }
+
+    #[test]
+    fn allowed_hosts_default_to_none_and_come_from_the_environment_as_a_list() {
+        assert!(parse("").unwrap().server.allowed_hosts.is_empty());
+        for bad in ["https://board.example.com", "board.example.com:8443", ""] {
+            let config = parse(&format!("[server]\nallowed_hosts = [{bad:?}]\n")).unwrap();
+            let error = config.validate(Path::new("c.toml")).unwrap_err().to_string();
+            assert!(error.contains("bare host name"), "{bad}: {error}");
+        }
+        for good in ["board.example.com", "10.0.0.5", "::1", "*"] {
+            let config = parse(&format!("[server]\nallowed_hosts = [{good:?}]\n")).unwrap();
+            config.validate(Path::new("c.toml")).unwrap();
+        }
+        let config = parse("[server]\nallowed_hosts = [\"board.example.com\"]\n").unwrap();
+        assert_eq!(config.server.allowed_hosts, vec!["board.example.com"]);
+        let env = [("CALLBOARD_SERVER_ALLOWED_HOSTS".to_owned(), " board.example.com, wall.local ,".to_owned())];
+        let config = Config::load_with_env(None, env).unwrap();
+        assert_eq!(config.server.allowed_hosts, vec!["board.example.com", "wall.local"]);
+    }
+
+    #[test]
+    fn a_body_limit_out_of_range_is_refused_naming_the_key() {
+        for value in ["0", "1023", "67108865"] {
+            let env = [("CALLBOARD_SERVER_BODY_LIMIT_BYTES".to_owned(), value.to_owned())];
+            let error = Config::load_with_env(None, env).unwrap_err().to_string();
+            assert!(error.contains("server.body_limit_bytes") && error.contains(value), "{error}");
+        }
+        for value in ["1024", "67108864"] {
+            let env = [("CALLBOARD_SERVER_BODY_LIMIT_BYTES".to_owned(), value.to_owned())];
+            Config::load_with_env(None, env).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unreadable_leptos_site_addr_is_an_error_naming_it() {
+        let env = [("LEPTOS_SITE_ADDR".to_owned(), "localhost:3000".to_owned())];
+        let error = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(error.contains("LEPTOS_SITE_ADDR") && error.contains("localhost:3000"), "{error}");
+        let env = [("LEPTOS_SITE_ADDR".to_owned(), "127.0.0.1:3999".to_owned())];
+        Config::load_with_env(None, env).unwrap();
+    }
+
+    #[test]
+    fn thresholds_that_are_not_finite_numbers_are_refused_naming_the_key() {
+        for (text, words) in [
+            ("[queues]\nthresholds.waiting = { amber = nan, red = 6.0 }\n", "[queues] thresholds.waiting.amber"),
+            (
+                "[queues]\nthresholds.service_level_pct = { amber = 80.0, red = -inf }\n",
+                "thresholds.service_level_pct.red",
+            ),
+            ("[queues.by_id.\"a/b/c\"]\nlongest_wait_s = { amber = 30.0, red = inf }\n", "longest_wait_s.red"),
+        ] {
+            let error = parse(text).unwrap().validate(Path::new("c.toml")).unwrap_err().to_string();
+            assert!(error.contains(words), "{error}");
+        }
+        let error = parse("[queues.by_id.\"a/b/c\"]\nwaiting = { amber = nan, red = 1.0 }\n")
+            .unwrap()
+            .validate(Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("a/b/c") && error.contains("waiting.amber"), "{error}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::api::ApiError;
 use super::AppState;
 use crate::model::Contact;
 use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -72,7 +73,16 @@ async fn remove(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Js
 /// Good rows are saved in one transaction; each bad one is reported by line, and so is each
 /// contact the list already has (same name, same number however written), so importing a file
 /// again adds nothing.
-async fn import(State(state): State<AppState>, body: String) -> Result<Json<serde_json::Value>, ApiError> {
+async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !is_csv(&headers) {
+        return Err(ApiError::UnsupportedMediaType(
+            "a contacts import must be sent as CSV, with the header Content-Type: text/csv".into(),
+        ));
+    }
     let (rows, mut skipped) = parse_csv(&body).map_err(ApiError::BadRequest)?;
     let contacts: Vec<Contact> = rows.iter().map(|(_, contact)| contact.clone()).collect();
     let added = state.store.add_new_contacts(&contacts).await?;
@@ -87,6 +97,17 @@ async fn import(State(state): State<AppState>, body: String) -> Result<Json<serd
     skipped.sort();
     let skipped: Vec<String> = skipped.into_iter().map(|(_, why)| why).collect();
     Ok(Json(serde_json::json!({ "imported": imported, "skipped": skipped })))
+}
+
+/// Whether the body is declared `text/csv` (parameters such as `charset` allowed). Only that is
+/// taken: a page on another site may post `text/plain` or a form without the browser asking
+/// first, and so plant contacts; for `text/csv` the browser asks, and no other site is let in.
+fn is_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/csv"))
 }
 
 /// The contacts in a CSV text with the line each starts on, and for each row that is not one,
@@ -179,5 +200,21 @@ mod tests {
         let lines: Vec<u64> = skipped.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, vec![5, 6]);
         assert!(skipped[0].1.starts_with("line 5: \"0412 345 678 (mobile)\" is not a number to dial"), "{skipped:?}");
+    }
+
+    #[test]
+    fn only_a_body_declared_csv_is_imported() {
+        let with = |content_type: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(content_type) = content_type {
+                headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+            }
+            is_csv(&headers)
+        };
+        assert!(with(Some("text/csv")));
+        assert!(with(Some("Text/CSV; charset=utf-8")));
+        for other in [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("text/csvx")] {
+            assert!(!with(other), "{other:?}");
+        }
     }
 }

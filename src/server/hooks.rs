@@ -40,13 +40,15 @@ async fn take(state: AppState, provider: String, secret: String, event: Option<S
     let not_found = || (StatusCode::NOT_FOUND, "not found").into_response();
     let Some(receiver) = state.connectors.hook(&provider).cloned() else { return not_found() };
     if !secret_matches(&secret, receiver.secret()) {
-        receiver.turned_away("a webhook with a wrong secret");
+        // Counted apart from the errors, so a stranger probing the path cannot hide the
+        // provider's last error; the secret given is not logged either.
+        receiver.turned_away();
         tracing::warn!(provider = %provider, "webhook with a wrong secret refused");
         return not_found();
     }
     let method = request.method().clone();
     if method != Method::GET && method != Method::POST {
-        receiver.turned_away("a webhook with a method other than GET or POST");
+        receiver.refused("a webhook with a method other than GET or POST");
         return (StatusCode::METHOD_NOT_ALLOWED, "GET or POST").into_response();
     }
     let content_type =
@@ -55,7 +57,7 @@ async fn take(state: AppState, provider: String, secret: String, event: Option<S
     let body = match axum::body::to_bytes(request.into_body(), HOOK_BODY_LIMIT).await {
         Ok(body) => body,
         Err(_) => {
-            receiver.turned_away("a webhook body over 16 KiB (or cut short)");
+            receiver.refused("a webhook body over 16 KiB (or cut short)");
             tracing::warn!(provider = %provider, "webhook body over the limit refused");
             return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
         }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod hooks;
+pub mod origin;
 pub mod router;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,6 +1,6 @@
 //! The axum router: pages, the websocket, the JSON API and the layers every request passes.
 
-use super::{api, hooks, ws, AppState};
+use super::{api, hooks, origin, ws, AppState};
 use crate::app::{shell, App};
 use axum::{extract::DefaultBodyLimit, response::IntoResponse, routing::get, Json, Router};
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -10,10 +10,15 @@ use tower_http::{compression::CompressionLayer, limit::RequestBodyLimitLayer, tr
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let body_limit = state.config.server.body_limit_bytes;
-    Router::new()
-        .route("/healthz", get(healthz))
+    // Everything a browser page reads live or commands with passes the one origin gate.
+    let gate = std::sync::Arc::new(origin::HostGate::from_config(&state.config));
+    let browser_facing = Router::new()
         .route("/ws", get(ws::upgrade))
         .nest("/api/v1", api::routes())
+        .route_layer(axum::middleware::from_fn_with_state(gate, origin::guard));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(browser_facing)
         .merge(hooks::routes())
         .leptos_routes(&state, routes, {
             let options = state.leptos_options.clone();

@@ -8,7 +8,7 @@
 //! fragments, every connection keeps a few kilobytes, however large the call center.
 
 use super::AppState;
-use crate::hub::{Hub, Resume, Subscription};
+use crate::hub::{now_ms, Hub, Resume, Subscription};
 use axum::body::{Body, Bytes};
 use axum::extract::ws::Utf8Bytes;
 use axum::extract::{Query, Request, State};
@@ -31,6 +31,12 @@ const MAX_INCOMING_MESSAGE: usize = 4 * 1024;
 /// Largest frame we send: bigger frames (snapshots, bursts) go out as fragments of this size,
 /// which bounds the write buffer every connection keeps.
 pub const FRAGMENT_BYTES: usize = 16 * 1024;
+
+pub use crate::model::PING;
+/// How long one frame may take to go out. A client that stops reading (a laptop lid shut, a
+/// dead link) would otherwise hold its session, and the shutdown it waits on, for as long as
+/// TCP takes to give up.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `?since=SEQ` asks to resume after the last frame the client applied; `&epoch=` names the
 /// snapshot's epoch so a resume across a server restart gets a fresh snapshot instead.
@@ -101,10 +107,12 @@ where
     E: Send + 'static,
 {
     let (ended, mut end) = tokio::sync::oneshot::channel();
+    // One ping waiting is enough: however many came meanwhile, one pong answers them.
+    let (pinged, mut pings) = tokio::sync::mpsc::channel(1);
     // A set, so the watcher is aborted when this session ends, however it ends.
     let mut watcher = tokio::task::JoinSet::new();
-    watcher.spawn(watch_incoming(stream, shutdown, ended));
-    let Ok(subscription) = hub.subscribe(resume).await else { return };
+    watcher.spawn(watch_incoming(stream, shutdown, ended, pinged));
+    let Ok(subscription) = hub.subscribe(resume).await else { return going_away(&mut sink).await };
     let Some(mut live) = start(&mut sink, subscription).await else { return };
     loop {
         tokio::select! {
@@ -114,7 +122,7 @@ where
                         continue;
                     }
                     live.last_seq = published.seq;
-                    if send_text(&mut sink, published.text).await.is_err() {
+                    if send_within(&mut sink, published.text).await.is_err() {
                         return;
                     }
                 }
@@ -127,11 +135,26 @@ where
                 // The hub stopped: the server is shutting down.
                 Err(RecvError::Closed) => return going_away(&mut sink).await,
             },
+            Some(()) = pings.recv() => {
+                let pong = crate::model::Frame::Pong { server_time: now_ms() };
+                let text = serde_json::to_string(&pong).unwrap_or_default();
+                if send_within(&mut sink, text.into()).await.is_err() {
+                    return;
+                }
+            }
             why = &mut end => match why {
                 Ok(Ended::ShuttingDown) => return going_away(&mut sink).await,
                 Ok(Ended::Closed) | Err(_) => return,
             },
         }
+    }
+}
+
+/// Sends one text message within `SEND_TIMEOUT`; an error means the client is gone.
+async fn send_within<W: Sink<Message> + Unpin>(sink: &mut W, text: Utf8Bytes) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, send_text(sink, text)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(()),
     }
 }
 
@@ -143,15 +166,24 @@ enum Ended {
     ShuttingDown,
 }
 
-/// Reads (and drops) whatever the browser sends until it closes, or until shutdown.
-async fn watch_incoming<R, E>(mut stream: R, shutdown: CancellationToken, ended: tokio::sync::oneshot::Sender<Ended>)
-where
+/// Reads what the browser sends until it closes, or until shutdown: a `ping` is passed on to
+/// be answered, anything else is dropped.
+async fn watch_incoming<R, E>(
+    mut stream: R,
+    shutdown: CancellationToken,
+    ended: tokio::sync::oneshot::Sender<Ended>,
+    pinged: tokio::sync::mpsc::Sender<()>,
+) where
     R: Stream<Item = Result<Message, E>> + Unpin,
 {
     let why = loop {
         tokio::select! {
             incoming = stream.next() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break Ended::Closed,
+                Some(Ok(Message::Text(text))) if text.as_str() == PING => {
+                    // Full means a pong is already on its way.
+                    let _ = pinged.try_send(());
+                }
                 Some(Ok(_)) => {}
             },
             () = shutdown.cancelled() => break Ended::ShuttingDown,
@@ -209,7 +241,7 @@ async fn going_away<W: Sink<Message> + Unpin>(sink: &mut W) {
 /// Sends a subscription's first frames; `None` when the client has gone.
 async fn start<W: Sink<Message> + Unpin>(sink: &mut W, subscription: Subscription) -> Option<Subscription> {
     for text in &subscription.first {
-        send_text(sink, text.clone()).await.ok()?;
+        send_within(sink, text.clone()).await.ok()?;
     }
     Some(Subscription { first: Vec::new(), ..subscription })
 }

@@ -52,9 +52,13 @@ enum Due {
         call: CallNo,
         leg: usize,
     },
+    /// The end of one particular hold: `hold` is the leg's hold count when it began, so the
+    /// end of a hold that was since taken over (by a consultation, or resumed and held again
+    /// from the desk) does nothing.
     HoldEnd {
         call: CallNo,
         leg: usize,
+        hold: u32,
     },
     TalkEnds {
         call: CallNo,
@@ -134,6 +138,8 @@ struct SimLeg {
     end_cause: Option<EndCause>,
     /// Time of this leg's last event; the next one is strictly later so order never ties.
     last_at: Timestamp,
+    /// Times the leg was put on hold: tells a planned end of hold whether its hold still stands.
+    holds: u32,
 }
 
 /// A consultation call, with the call it is about.
@@ -426,15 +432,12 @@ impl Pbx {
             Due::HoldStart { call, leg } => {
                 if self.leg_state(call, leg) == Some(LegState::Active) {
                     self.set_leg(call, leg, LegState::Held);
-                    let hold = self.spread_ms(self.scenario.hold_s);
-                    self.schedule(self.now + hold, Due::HoldEnd { call, leg });
+                    let length = self.spread_ms(self.scenario.hold_s);
+                    let hold = self.calls[&call].legs[leg].holds;
+                    self.schedule(self.now + length, Due::HoldEnd { call, leg, hold });
                 }
             }
-            Due::HoldEnd { call, leg } => {
-                if self.leg_state(call, leg) == Some(LegState::Held) {
-                    self.set_leg(call, leg, LegState::Active);
-                }
-            }
+            Due::HoldEnd { call, leg, hold } => self.hold_ends(call, leg, hold),
             Due::TalkEnds { call, epoch } => self.talk_ends(call, epoch),
             Due::RemoteAnswers { call } => {
                 if self.leg_state(call, 0) == Some(LegState::RemoteRinging) {
@@ -596,6 +599,38 @@ impl Pbx {
         self.schedule(self.now + talk, Due::TalkEnds { call, epoch });
     }
 
+    /// The simulated agent goes back to the caller they held, unless that hold is no longer the
+    /// one planned (taken over by a consultation, or resumed and held again from the desk) or
+    /// they are busy with another call now: either would leave them talking on two calls.
+    fn hold_ends(&mut self, call: CallNo, leg: usize, hold: u32) {
+        let Some(record) = self.calls.get(&call) else { return };
+        let Some(sim_leg) = record.legs.get(leg) else { return };
+        if sim_leg.state != LegState::Held || sim_leg.holds != hold || record.pending_consult.is_some() {
+            return;
+        }
+        if self.engaged_elsewhere(sim_leg.agent, Some((call, leg))) {
+            return;
+        }
+        self.set_leg(call, leg, LegState::Active);
+    }
+
+    /// Whether `agent` has a live leg, other than `except`, that is not on hold: ringing,
+    /// dialling or talking. A held call leaves the agent free to make or take another.
+    fn engaged_elsewhere(&self, agent: usize, except: Option<(CallNo, usize)>) -> bool {
+        let own = usize::from(except.is_some());
+        if self.agents[agent].live_legs as usize <= own {
+            return false;
+        }
+        self.calls.iter().filter(|(_, record)| record.ended_at.is_none()).any(|(number, record)| {
+            record.legs.iter().enumerate().any(|(index, sim_leg)| {
+                sim_leg.agent == agent
+                    && except != Some((*number, index))
+                    && !sim_leg.state.is_ended()
+                    && sim_leg.state != LegState::Held
+            })
+        })
+    }
+
     fn plan_far_end(&mut self, call: CallNo) {
         let roll = self.rng.random::<f64>();
         let (answer, busy) = (self.scenario.outbound_answer_probability, self.scenario.outbound_busy_probability);
@@ -643,7 +678,9 @@ impl Pbx {
         }
         let from_leg = record.legs.iter().position(|leg| leg.state.is_answered());
         let transferable = record.direction == Direction::Inbound && !record.transferred && record.consult.is_none();
-        if let (Some(from_leg), true) = (from_leg, transferable) {
+        // An agent busy on another call (this one held meanwhile) does not start a transfer too.
+        let free = from_leg.is_some_and(|leg| !self.engaged_elsewhere(record.legs[leg].agent, Some((call, leg))));
+        if let (Some(from_leg), true) = (from_leg, transferable && free) {
             let from_agent = record.legs[from_leg].agent;
             let roll = self.rng.random::<f64>();
             let (blind, attended) =
@@ -827,7 +864,7 @@ impl Pbx {
         let record = self.calls.get_mut(&call).expect("legs are added to calls that exist");
         let index = record.legs.len();
         let id = LegId::new(&self.provider, &self.account, &format!("{}-{index}", record.id.native()));
-        record.legs.push(SimLeg { id, agent, state, remote, end_cause: None, last_at: now - 1 });
+        record.legs.push(SimLeg { id, agent, state, remote, end_cause: None, last_at: now - 1, holds: 0 });
         let agent = &mut self.agents[agent];
         agent.live_legs += 1;
         self.emit_leg(call, index);
@@ -843,7 +880,12 @@ impl Pbx {
     }
 
     fn set_leg(&mut self, call: CallNo, leg: usize, state: LegState) {
-        self.call_mut(call).legs[leg].state = state;
+        let sim_leg = &mut self.call_mut(call).legs[leg];
+        sim_leg.state = state;
+        if state == LegState::Held {
+            // Every hold, even one that keeps a held leg held, voids the planned end of the last.
+            sim_leg.holds = sim_leg.holds.wrapping_add(1);
+        }
         self.emit_leg(call, leg);
     }
 
@@ -1118,14 +1160,17 @@ impl Pbx {
         if !(2..=20).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
             return Err(format!("{number:?} is not a phone number"));
         }
+        // A call on hold does not stop a new one, as on a phone; one ringing or talking does.
         match self.agents[agent].status {
             AgentStatus::LoggedOut => return Err(format!("extension {} is logged out", self.agents[agent].number)),
-            _ if self.agents[agent].live_legs > 0 => {
+            _ if self.engaged_elsewhere(agent, None) => {
                 return Err(format!("extension {} is on a call", self.agents[agent].number))
             }
             _ => {}
         }
         let call = self.place_outbound(agent, number.to_owned(), Origin::ClickToCall);
+        // Ends with the call's id: a face whose provider answers a dial with the new call's id
+        // (VoipNow's MakeCall) reads it from there.
         Ok(format!("calling {number} from extension {}: {}", self.agents[agent].number, self.calls[&call].id))
     }
 
@@ -1176,6 +1221,11 @@ impl Pbx {
         }
         if self.agents[target].status == AgentStatus::LoggedOut {
             return Err(format!("extension {number} is logged out"));
+        }
+        // One call at a time: a colleague ringing or on a call (even one on hold) is busy. A
+        // break is a queue status only: a colleague on break is still rung when called directly.
+        if self.agents[target].live_legs > 0 {
+            return Err(format!("extension {number} is busy"));
         }
         Ok(target)
     }

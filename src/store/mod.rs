@@ -9,8 +9,7 @@ mod secrets;
 use crate::model::{e164, Call, Event, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
-use std::path::Path;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 
 /// Why the store failed; the hub cannot publish what it could not journal.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +40,17 @@ pub struct CallQuery {
     pub limit: Option<u32>,
 }
 
+/// `path` as SQLite must be given it to open a file of that name. sqlx hands the name on as it
+/// is, and SQLite takes a bare `:memory:` for an in-memory database and a name starting with
+/// `file:` for a URI; a relative path behind `./` is neither.
+fn file_name(path: &Path) -> PathBuf {
+    if path.is_relative() {
+        Path::new(".").join(path)
+    } else {
+        path.to_owned()
+    }
+}
+
 /// Rows per multi-row statement, well under SQLite's limit of 32,766 bound values.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -54,9 +64,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating and migrating when needed) the SQLite file at `path`.
+    /// Opens (creating and migrating when needed) the SQLite file at `path`. The path is a file
+    /// name, never a URL: `?`, `%` or `#` in it, or a file called `:memory:`, mean just that.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        let options = SqliteConnectOptions::new()
+            .filename(file_name(path))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -199,5 +211,42 @@ impl Store {
         sql.push(" ORDER BY c.started_at DESC, c.id DESC LIMIT ").push_bind(i64::from(limit));
         let rows = sql.build().fetch_all(&self.pool).await?;
         Ok(rows.into_iter().filter_map(|row| serde_json::from_str::<Call>(&row.get::<String, _>(0)).ok()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_path_is_a_file_name_not_a_url() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["board?mode=memory.db", "100%25 done.db", "a#b.db"] {
+            let path = dir.path().join(name);
+            let store = Store::open(&path).await.unwrap();
+            store.pool.close().await;
+            assert!(path.is_file(), "{name}: the file is made under its own name");
+        }
+        // Relative names SQLite would read otherwise.
+        assert_eq!(file_name(Path::new(":memory:")), Path::new("./:memory:"));
+        assert_eq!(file_name(Path::new("file:board.db")), Path::new("./file:board.db"));
+        assert_eq!(file_name(Path::new("/var/lib/callboard.db")), Path::new("/var/lib/callboard.db"));
+    }
+
+    #[tokio::test]
+    async fn the_import_duplicate_check_of_numbers_not_in_e164_uses_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("plan.db")).await.unwrap();
+        let plan: Vec<String> = sqlx::query(
+            "EXPLAIN QUERY PLAN SELECT id FROM contacts
+             WHERE e164 IS NULL AND number = 'ext 12' AND lower(name) = lower('Ada') LIMIT 1",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get::<String, _>(3))
+        .collect();
+        assert!(plan.iter().any(|step| step.contains("USING INDEX contacts_number")), "{plan:?}");
     }
 }

@@ -17,7 +17,7 @@ use crate::hub::{now_ms, Hub, HubError};
 use crate::model::{Action, Command, ConnectorHealth, Event, EventKind, LegId, LegState, Recording};
 use futures::future::BoxFuture;
 use mapping::{Ids, Legs, User};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,7 +48,7 @@ const DETAILS_PER_USER: usize = 4;
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// `[[provider]] kind = "netaxis"` keys.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetaxisConfig {
     /// The APIO host, e.g. `https://apio.example.com`; `/api/v1/tenants/...` is added.
@@ -74,7 +74,7 @@ pub struct NetaxisConfig {
 }
 
 /// One `users` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum UserEntry {
     Same(String),
@@ -82,7 +82,7 @@ pub enum UserEntry {
 }
 
 /// A user bound to the extension it shows as.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserBinding {
     pub id: String,

@@ -15,7 +15,7 @@ use super::{CommandError, Connector};
 use crate::hub::Hub;
 use crate::model::{Action, Command};
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +30,7 @@ const MAX_REPLY_BYTES: usize = 64 * 1024;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `[[provider]] kind = "noojee"` keys.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoojeeConfig {
     /// Up to and including `/servicemanager/rest`.

@@ -52,6 +52,13 @@ impl IntegrateApi {
         format!("application/vnd.integrate.v{}+json", self.config.api_version)
     }
 
+    /// Sends one request; what Integrate answers may echo what it was sent (the `post_uri` with
+    /// our webhook secret), so the secrets are taken out of its words before they are cut.
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Value, RestError> {
+        let secrets = [self.config.webhook_secret.as_str(), self.config.client_secret.as_str()];
+        rest::exchange_hiding(request, REQUEST_TIMEOUT, &secrets).await
+    }
+
     /// A valid access token: the cached one until shortly before it expires, else a new one
     /// by the client-credentials grant (there is no refresh token for that grant).
     async fn access_token(&self) -> Result<String, RestError> {
@@ -65,7 +72,7 @@ impl IntegrateApi {
             ("client_secret", self.config.client_secret.as_str()),
         ];
         let request = self.client.post(self.url("oauth/token/")).header("accept", self.accept()).form(&form);
-        let reply = rest::exchange(request, REQUEST_TIMEOUT).await?;
+        let reply = self.exchange(request).await?;
         let Some(access) = text(reply.get("access_token")) else {
             return Err(RestError::Unreadable("the token reply has no access_token".into()));
         };
@@ -87,7 +94,7 @@ impl IntegrateApi {
             let token = self.access_token().await?;
             let request =
                 self.client.request(method.clone(), self.url(path)).header("accept", self.accept()).bearer_auth(token);
-            outcome = rest::exchange(build(request), REQUEST_TIMEOUT).await;
+            outcome = self.exchange(build(request)).await;
             if outcome.as_ref().err().and_then(RestError::status) != Some(401) {
                 break;
             }

@@ -17,7 +17,7 @@ use crate::connectors::rest::RestError;
 use crate::hub::{now_ms, Hub, HubError};
 use crate::model::{Action, Command, ConnectorHealth, Event, EventKind, Frame, LegReport, Timestamp};
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +39,7 @@ const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// `[[provider]] kind = "versature"` keys.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersatureConfig {
     /// The Integrate API root, ending in `/api`.
@@ -199,11 +199,8 @@ impl VersatureConnector {
             name: name.to_owned(),
             provider_kind: "versature".into(),
             state: "starting".into(),
-            last_event_at: None,
-            events: 0,
-            errors: 0,
-            last_error: None,
             capabilities: capabilities.clone(),
+            ..ConnectorHealth::default()
         };
         let shared = Arc::new(Shared {
             name: name.to_owned(),
@@ -578,8 +575,13 @@ impl WebhookReceiver for VersatureConnector {
         })
     }
 
-    fn turned_away(&self, reason: &str) {
+    fn refused(&self, reason: &str) {
         let due = self.shared.lock().book.error(reason.to_owned());
+        super::publish_soon(&self.shared.hub, due);
+    }
+
+    fn turned_away(&self) {
+        let due = self.shared.lock().book.turned_away();
         super::publish_soon(&self.shared.hub, due);
     }
 }

@@ -22,7 +22,7 @@ pub enum Heard {
 }
 
 /// Which Engine.IO the servers speak: Voicenter's speak 3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     #[default]

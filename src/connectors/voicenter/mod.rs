@@ -28,7 +28,7 @@ use crate::hub::Hub;
 use crate::model::{Action, Command, ConnectorHealth, Timestamp};
 use futures::future::BoxFuture;
 use login::{Credentials, Session};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -53,7 +53,7 @@ const BACKOFF_FIRST_MS: Timestamp = 1_000;
 const BACKOFF_MAX_MS: Timestamp = 30_000;
 
 /// `login_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoginType {
     /// One user's extension and queues (email + pin).
@@ -66,7 +66,7 @@ pub enum LoginType {
 }
 
 /// `[[provider]] kind = "voicenter"` keys.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VoicenterConfig {
     #[serde(default = "default_login_url")]

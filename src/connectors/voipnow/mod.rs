@@ -19,7 +19,7 @@ use crate::model::{
     Timestamp,
 };
 use futures::future::BoxFuture;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +35,7 @@ const REGISTER_RETRY_FIRST: Duration = Duration::from_secs(5);
 const REGISTER_RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// `[[provider]] kind = "voipnow"` keys.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VoipNowConfig {
     /// Where VoipNow reaches this Callboard, e.g. `https://board.example.com`.
@@ -498,8 +498,13 @@ impl WebhookReceiver for VoipNowConnector {
         })
     }
 
-    fn turned_away(&self, reason: &str) {
+    fn refused(&self, reason: &str) {
         let due = self.callbacks.lock().book.error(reason.to_owned());
+        super::publish_soon(&self.callbacks.hub, due);
+    }
+
+    fn turned_away(&self) {
+        let due = self.callbacks.lock().book.turned_away();
         super::publish_soon(&self.callbacks.hub, due);
     }
 }

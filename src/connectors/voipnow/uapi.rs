@@ -78,6 +78,17 @@ impl UnifiedApi {
         format!("{}{path}", self.config.uapi_url.trim_end_matches('/'))
     }
 
+    /// Sends one request with our secrets taken out of VoipNow's words before they are cut: a
+    /// refusal may echo the hook URL it was sent, which carries the webhook secret.
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Value, UapiError> {
+        let secrets = [
+            self.config.webhook_secret.as_str(),
+            self.config.client_secret.as_str(),
+            self.config.refresh_token.as_str(),
+        ];
+        send(request, &secrets).await
+    }
+
     /// Whether `call_api_id` is a call we placed by click-to-call.
     pub fn placed(&self, call_api_id: &str) -> bool {
         self.placed.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|id| id == call_api_id)
@@ -97,7 +108,7 @@ impl UnifiedApi {
             ("client_secret", self.config.client_secret.as_str()),
         ];
         let request = self.client.post(self.url("/oauth/token.php")).form(&form);
-        let reply = send(request).await?;
+        let reply = self.exchange(request).await?;
         let access = reply.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty());
         let Some(access) = access else {
             return Err(UapiError::Unreadable("the token reply has no access_token".into()));
@@ -118,7 +129,7 @@ impl UnifiedApi {
             if let Some(body) = &body {
                 request = request.json(body);
             }
-            match send(request).await {
+            match self.exchange(request).await {
                 Err(UapiError::Refused(words)) if attempt == 0 && words.starts_with("HTTP 401") => {
                     // Expired early: refresh, keeping the newest refresh token.
                     if let Some(token) = self.token.lock().await.as_mut() {
@@ -283,8 +294,8 @@ pub fn entries(reply: &Value) -> Vec<Value> {
 /// A string or number as text.
 /// Sends and sorts the outcome: 2xx is the JSON (or null when empty), 4xx is VoipNow's words,
 /// anything else is unreachable.
-async fn send(request: reqwest::RequestBuilder) -> Result<Value, UapiError> {
-    match rest::exchange(request, REQUEST_TIMEOUT).await {
+async fn send(request: reqwest::RequestBuilder, secrets: &[&str]) -> Result<Value, UapiError> {
+    match rest::exchange_hiding(request, REQUEST_TIMEOUT, secrets).await {
         Ok(reply) => Ok(reply),
         Err(refused @ RestError::Status { status: 400..=499, .. }) => Err(UapiError::Refused(refused.to_string())),
         Err(RestError::Status { status, .. }) => Err(UapiError::Unreachable(format!("HTTP {status}"))),

@@ -78,7 +78,7 @@ struct FaceState {
     ended: BTreeMap<String, ()>,
     ended_order: VecDeque<String>,
     recorders: HashMap<CallId, Recorder>,
-    /// Consultations started by a new call while another was held: held half → new half.
+    /// Consultations started by a call to a colleague while another was held: held half → new half.
     consults: HashMap<LegId, LegId>,
     tokens: HashSet<String>,
     next_half: u64,
@@ -572,10 +572,13 @@ async fn dial(
     };
     let halves = face.halves_of(&user);
     let before: HashSet<LegId> = halves.iter().map(|half| half.leg.clone()).collect();
-    // A new call while the only other is held is a consultation, as on the phone.
+    // A call to a colleague's extension while the only other call is held is a consultation,
+    // as on the phone. Any other number is a new call of its own beside the held one (the PBX
+    // consults extensions only; such a pair cannot be joined by consultativeTransfer).
     let held: Vec<&Half> = halves.iter().filter(|half| half.state == LegState::Held && !half.detached).collect();
+    let colleague = face.user_of_extension(&number).is_some();
     let consulted = match (held.as_slice(), halves.len()) {
-        ([held], 1) => Some((*held).clone()),
+        ([held], 1) if colleague => Some((*held).clone()),
         _ => None,
     };
     let command = match &consulted {
@@ -583,7 +586,12 @@ async fn dial(
         None => face.command(Action::Dial, None, &user, Some(number)),
     };
     if let Err(words) = face.run(command).await {
-        return details_error(StatusCode::FORBIDDEN, &format!("error invalid calling user: {words}"));
+        // 403 is the seed's word for a calling user who cannot call (logged out, on a call); a
+        // colleague who cannot be consulted (busy, logged out) is a refused call operation.
+        return match consulted {
+            Some(_) => sub_error(&words),
+            None => details_error(StatusCode::FORBIDDEN, &format!("error invalid calling user: {words}")),
+        };
     }
     match face.new_half(&user, &before).await {
         Some(half) => {

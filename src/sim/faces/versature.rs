@@ -6,7 +6,7 @@
 //! reordering and slow sends are injected.
 //!
 //! Every extension leg of the simulated PBX is an endpoint with its own `call_id`. A call's
-//! `from` is the extension that dialled out, or else the outside caller.
+//! `from` is the extension that placed it (a click-to-call too), or else the outside caller.
 
 use crate::clock::Clock;
 use crate::connectors::versature::wire::{format_cdr_time, format_time};
@@ -406,7 +406,9 @@ fn new_endpoint_id(state: &mut FaceState) -> String {
 
 fn absorb_leg(state: &mut FaceState, report: &crate::model::LegReport, number: &str, at: Timestamp) {
     if !state.calls.contains_key(&report.call) {
-        let origin = if matches!(report.state, LegState::Initiating | LegState::RemoteRinging) {
+        // Seed 001: `from` is the originator, so a click-to-call's extension is `from` though
+        // its phone rings first.
+        let origin = if super::dials_out(report) {
             Origin::Extension(report.leg.clone())
         } else {
             Origin::Outside { call_id: new_endpoint_id(state), party: report.remote.clone() }
@@ -828,5 +830,69 @@ async fn hang_up(State(face): State<VersatureFace>, Path(call_id): Path<String>,
         StatusCode::NO_CONTENT.into_response()
     } else {
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::versature::wire::{parse, Message};
+    use crate::connectors::versature::{call_reports, Ids};
+    use crate::model::{Direction, LegReport};
+
+    use crate::sim::faces::click_to_call_report as click_to_call;
+
+    /// What the connector makes of the next call message the face would send.
+    fn next_reports(state: &mut FaceState, at: Timestamp) -> (Value, Vec<LegReport>) {
+        let message = state.outbox.pop_front().expect("a call message");
+        let body: Value = serde_json::from_str(&message.body).unwrap();
+        let Ok((Message::Call(call), _)) = parse(message.body.as_bytes()) else { panic!("not a call message: {body}") };
+        let ids = Ids { provider: "vs", account: "domain" };
+        let reports = call_reports(&ids, &call, at).unwrap().into_iter().map(|(report, _)| report).collect();
+        (body, reports)
+    }
+
+    #[test]
+    fn a_click_to_call_is_the_extensions_outbound_call_though_its_phone_rings_first() {
+        let mut state = FaceState::default();
+        let at = 1_790_000_000_000;
+        absorb_leg(&mut state, &click_to_call(LegState::Ringing), "101", at);
+        let (body, reports) = next_reports(&mut state, at);
+        assert_eq!(body["calls"]["from"]["user"], "101", "101 placed it: {body}");
+        assert_eq!(body["calls"]["to"]["user"], Value::Null, "{body}");
+        assert_eq!(body["calls"]["to"]["id"], "+61299990000", "{body}");
+        let [report] = reports.as_slice() else { panic!("one leg, 101's: {reports:?}") };
+        assert_eq!(report.extension.as_ref().map(|e| e.native()), Some("101"));
+        assert_eq!((report.state, report.direction), (LegState::Ringing, Direction::Outbound));
+        assert_eq!(report.remote.number.as_deref(), Some("+61299990000"));
+
+        // 101 picks up; the far end rings, then answers: still 101's call out.
+        for leg_state in [LegState::RemoteRinging, LegState::Active] {
+            absorb_leg(&mut state, &click_to_call(leg_state), "101", at + 5_000);
+            let (body, reports) = next_reports(&mut state, at + 5_000);
+            let [report] = reports.as_slice() else { panic!("one leg, 101's: {body}") };
+            assert_eq!((report.state, report.direction), (leg_state, Direction::Outbound), "{body}");
+            assert_eq!(report.remote.number.as_deref(), Some("+61299990000"), "{body}");
+        }
+    }
+
+    #[test]
+    fn an_outside_caller_is_from_and_the_extension_rung_is_to() {
+        let mut state = FaceState::default();
+        let at = 1_790_000_000_000;
+        let caller = Party { number: Some("+61355550123".into()), name: Some("J CITIZEN".into()), extension: None };
+        let report = LegReport {
+            direction: Direction::Inbound,
+            origin: crate::model::Origin::Normal,
+            remote: caller,
+            ..click_to_call(LegState::Ringing)
+        };
+        absorb_leg(&mut state, &report, "101", at);
+        let (body, reports) = next_reports(&mut state, at);
+        assert_eq!(body["calls"]["from"]["id"], "+61355550123", "{body}");
+        assert_eq!(body["calls"]["to"]["user"], "101", "{body}");
+        let [report] = reports.as_slice() else { panic!("one leg, 101's: {reports:?}") };
+        assert_eq!((report.state, report.direction), (LegState::Ringing, Direction::Inbound));
+        assert_eq!(report.remote.number.as_deref(), Some("+61355550123"));
     }
 }

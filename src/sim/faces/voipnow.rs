@@ -10,7 +10,7 @@
 use crate::connectors::voipnow::wire::{CallEventType, CallParams};
 use crate::connectors::voipnow::{end_cause, leg_state};
 use crate::model::{
-    Action, Command, EndCause, Event, EventKind, ExtensionId, LegId, LegReport, LegState, LiveState, Timestamp,
+    Action, CallId, Command, EndCause, Event, EventKind, ExtensionId, LegId, LegReport, LegState, LiveState, Timestamp,
 };
 use crate::sim::faults::{http_faults, Fault, Faults};
 use crate::sim::harness::Picture;
@@ -77,6 +77,9 @@ struct Callback {
 struct FaceState {
     channels: HashMap<String, Channel>,
     by_leg: HashMap<LegId, String>,
+    /// Calls with a channel, until they end: a call's first channel is the one that placed it
+    /// unless the call came in from outside.
+    open_calls: HashSet<CallId>,
     ended: VecDeque<String>,
     registrations: BTreeMap<String, Vec<Registration>>,
     outbox: VecDeque<Callback>,
@@ -205,9 +208,16 @@ impl VoipNowFace {
     pub fn absorb(&self, events: &[Event]) {
         let mut state = self.lock();
         for event in events {
-            let EventKind::Leg(report) = &event.kind else { continue };
-            let Some(extension) = &report.extension else { continue };
-            absorb_leg(&mut state, report, extension.native(), event.at);
+            match &event.kind {
+                EventKind::Leg(report) => {
+                    let Some(extension) = &report.extension else { continue };
+                    absorb_leg(&mut state, report, extension.native(), event.at);
+                }
+                EventKind::CallEnded { call, .. } => {
+                    state.open_calls.remove(call);
+                }
+                _ => {}
+            }
         }
         while state.outbox.len() > OUTBOX_KEEP {
             if let Some(callback) = state.outbox.pop_front() {
@@ -386,8 +396,16 @@ fn absorb_leg(state: &mut FaceState, report: &LegReport, number: &str, at: Times
             state.next_unique += 1;
             let unique = format!("{}.{}", at.div_euclid(1000), state.next_unique);
             state.by_leg.insert(report.leg.clone(), unique.clone());
-            // Dialling out (or ringing the far end) is the extension's own call.
-            let inbound = !matches!(report.state, LegState::Initiating | LegState::RemoteRinging);
+            // Seed 002: CallFlow OUT is a call made by the extension. The first channel of a call
+            // that did not come in from outside made it (a click-to-call rings its own extension
+            // first); a later one (a transfer, a consultation's callee) was made to it unless it
+            // begins by dialling out.
+            let first_of_call = state.open_calls.insert(report.call.clone());
+            let inbound = if first_of_call {
+                !super::dials_out(report)
+            } else {
+                !matches!(report.state, LegState::Initiating | LegState::RemoteRinging)
+            };
             let channel = Channel {
                 call_id: unique.clone(),
                 extension: extension.clone(),
@@ -580,14 +598,20 @@ async fn make_call(State(face): State<VoipNowFace>, headers: HeaderMap, Json(bod
     };
     let mut command = sim_command(&face, Action::Dial, None, Some(&extension));
     command.number = Some(destination.to_owned());
-    let response = to_pbx(&face, command).await;
-    if !response.status().is_success() {
-        return response;
-    }
-    let id = {
-        let mut state = face.lock();
-        state.next_id += 1;
-        format!("pc{}", state.next_id)
+    let Some(sim) = &face.sim else {
+        return uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the simulated PBX takes no commands");
+    };
+    let placed = match sim.command(command).await {
+        Ok(message) => message,
+        Err(SimError::Refused(reason)) => return uapi_error(StatusCode::BAD_REQUEST, "pc_action_invalid", &reason),
+        Err(SimError::Stopped) => {
+            return uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the PBX has stopped")
+        }
+    };
+    // The phone call's id is the `CallAPIID` its Call Events carry (the simulated call's own
+    // id, which the engine's dial reply ends with), so the connector can tell its own calls.
+    let Some(id) = placed.rsplit_once(": ").map(|(_, call)| call.rsplit('/').next().unwrap_or(call).to_owned()) else {
+        return uapi_error(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", "the PBX did not name the call it placed");
     };
     Json(json!([{ "id": id, "extension": extension, "phoneCallView": [{ "id": "00", "source": [extension], "destination": [destination], "status": 2 }] }]))
         .into_response()
@@ -647,5 +671,67 @@ async fn update_call(
     match body.get("action").and_then(Value::as_str) {
         Some("OnHold") => to_pbx(&face, sim_command(&face, Action::Hold, Some(leg), None)).await,
         _ => uapi_error(StatusCode::BAD_REQUEST, "pc_action_invalid", "Unknown action"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::voipnow::{flow_in, observe};
+    use crate::model::{Direction, Origin, Party};
+
+    use crate::sim::faces::click_to_call_report as click_to_call;
+
+    #[test]
+    fn a_click_to_call_is_a_call_made_by_the_extension_though_its_phone_rings_first() {
+        let mut state = FaceState::default();
+        let at = 1_790_000_000_000;
+        for (now, after) in [(LegState::Ringing, 0), (LegState::RemoteRinging, 2_000), (LegState::Active, 9_000)] {
+            absorb_leg(&mut state, &click_to_call(now), "101", at + after);
+        }
+        let sent: Vec<Callback> = state.outbox.drain(..).collect();
+        let events: Vec<CallEventType> = sent.iter().map(|callback| callback.event).collect();
+        assert_eq!(events, [CallEventType::DialOut, CallEventType::AnswerOut]);
+        let dial = &sent[0].params;
+        assert_eq!(dial.call_flow.as_deref(), Some("OUT"));
+        assert_eq!(dial.caller_extension.as_deref(), Some("0001*101"));
+        assert_eq!(dial.called_number.as_deref(), Some("+61299990000"));
+        // The connector reads 101's call out to the number dialled.
+        for callback in &sent {
+            let inbound = flow_in(callback.event, &callback.params).expect("Dial and Answer say their side");
+            let seen = observe(callback.event, &callback.params, inbound).unwrap();
+            assert_eq!(seen.extension, "0001*101");
+            assert_eq!(seen.direction, Direction::Outbound, "{:?}", callback.params);
+            assert_eq!(seen.remote.number.as_deref(), Some("+61299990000"));
+        }
+
+        // Transferred to 102 later, the call rings 102: a call 102 received.
+        let transferred = LegReport {
+            leg: LegId::new("sim", "cc", "r-1-1"),
+            extension: Some(ExtensionId::new("sim", "cc", "102")),
+            ..click_to_call(LegState::Ringing)
+        };
+        absorb_leg(&mut state, &transferred, "102", at + 20_000);
+        let rung = state.outbox.pop_front().expect("a Dial-In at 102");
+        assert_eq!((rung.event, rung.params.call_flow.as_deref()), (CallEventType::DialIn, Some("IN")));
+        assert_eq!(rung.params.called_extension.as_deref(), Some("0001*102"));
+    }
+
+    #[test]
+    fn an_outside_caller_rings_the_extension_as_a_call_it_receives() {
+        let mut state = FaceState::default();
+        let caller = Party { number: Some("+61355550123".into()), ..Party::default() };
+        let report = LegReport {
+            direction: Direction::Inbound,
+            origin: Origin::Normal,
+            remote: caller,
+            ..click_to_call(LegState::Ringing)
+        };
+        absorb_leg(&mut state, &report, "101", 1_790_000_000_000);
+        let rung = state.outbox.pop_front().expect("a Dial-In");
+        assert_eq!((rung.event, rung.params.call_flow.as_deref()), (CallEventType::DialIn, Some("IN")));
+        let seen = observe(rung.event, &rung.params, true).unwrap();
+        assert_eq!(seen.direction, Direction::Inbound);
+        assert_eq!(seen.remote.number.as_deref(), Some("+61355550123"));
     }
 }
