@@ -78,6 +78,17 @@ export class CallboardServer {
     throw new Error(`server did not become healthy:\n${this.log}`);
   }
 
+  /** Freezes the process (SIGSTOP): its sockets stay open and say nothing, as a hung server
+   * or a link a NAT dropped silently would. */
+  pause(): void {
+    this.child?.kill("SIGSTOP");
+  }
+
+  /** Lets a paused process run again (SIGCONT). */
+  resume(): void {
+    this.child?.kill("SIGCONT");
+  }
+
   /** SIGTERM, as a service manager would send; waits for the graceful exit. */
   async stop(): Promise<number | null> {
     const child = this.child;

@@ -59,6 +59,23 @@ test("the badge shows reconnecting while the server is down and recovers", async
   expect(unexpected).toEqual([]);
 });
 
+test("a server that goes silent is noticed by its unanswered ping, not shown as live", async ({ page }) => {
+  // The browser pings every 20 s and gives up when the next ping finds the last unanswered.
+  test.setTimeout(120_000);
+  await page.goto(server.url + "/");
+  const badge = page.locator("[data-connection]");
+  await expect(badge).toHaveAttribute("data-connection", "connected");
+  server.pause();
+  try {
+    const frozen = Date.now();
+    await expect(badge).toHaveAttribute("data-connection", "reconnecting", { timeout: 50_000 });
+    expect(Date.now() - frozen).toBeGreaterThan(15_000);
+  } finally {
+    server.resume();
+  }
+  await expect(badge).toHaveAttribute("data-connection", "connected", { timeout: 30_000 });
+});
+
 /** Counts the websockets the page opens (and their URLs), from before the app loads. */
 async function countOpenedSockets(page: Page): Promise<void> {
   await page.addInitScript(() => {
