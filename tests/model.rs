@@ -712,3 +712,26 @@ fn a_caller_who_overflowed_to_another_queue_is_answered_there_not_in_both() {
     assert_eq!((queues[0].figures.answered, queues[0].figures.other), (0, 1));
     assert_eq!((queues[1].figures.answered, queues[1].figures.avg_talk_ms), (1, Some(100_000)));
 }
+
+#[test]
+fn a_report_of_talking_stamped_after_the_leg_ended_does_not_make_it_answered() {
+    let rang = leg_at(1_000, 0, 0, Some(1), LegState::Ringing);
+    let missed = {
+        let mut e = leg_at(20_000, 0, 0, Some(1), LegState::Ended);
+        if let EventKind::Leg(report) = &mut e.kind {
+            report.end_cause = Some(EndCause::NoAnswer);
+        }
+        e
+    };
+    let late = leg_at(25_000, 0, 0, Some(1), LegState::Active);
+    for events in [[&rang, &missed, &late], [&late, &rang, &missed]] {
+        let mut state = LiveState::default();
+        for e in events {
+            state.apply(e);
+        }
+        let (extensions, calls, _) = state.views_all();
+        assert_eq!(calls[0].answered_at, None);
+        assert_eq!(calls[0].end_cause, Some(EndCause::NoAnswer));
+        assert_eq!(extensions[0].last_answered_at, None);
+    }
+}

@@ -426,6 +426,15 @@ async fn commands_reach_the_face_with_noojee_parameters_and_move_the_pbx() {
         snapshot.calls.iter().any(|view| view.id == call && view.legs[0].state == LegState::Active)
     })
     .await;
+    // Answered now, so Noojee says `canAnswer: false`: Answer is refused in words, and the PBX
+    // is not asked.
+    let asked = face.commands().len();
+    let again = connector.control(Command { call: Some(call.clone()), ..command(Action::Answer) }).await;
+    assert!(
+        matches!(&again, Err(CommandError::Refused(words)) if words.contains("pick it up on the phone")),
+        "{again:?}"
+    );
+    assert_eq!(face.commands().len(), asked);
 
     connector.control(Command { call: Some(call.clone()), ..command(Action::RecordStart) }).await.unwrap();
     let refused = connector.control(Command { call: Some(call.clone()), ..command(Action::RecordStart) }).await;

@@ -14,14 +14,16 @@ pub fn day_start(now: Timestamp, reset: &str, time_zone: &str) -> Timestamp {
 fn compute(now: Timestamp, reset: &str, time_zone: &str) -> Option<Timestamp> {
     let (hour, minute) = reset.split_once(':')?;
     let (hour, minute): (i8, i8) = (hour.trim().parse().ok()?, minute.trim().parse().ok()?);
+    // `Date::at` panics on a time out of range ("25:00"); `Time::new` says so instead.
+    let reset = jiff::civil::Time::new(hour, minute, 0, 0).ok()?;
     let zone = jiff::tz::TimeZone::get(time_zone).ok()?;
     let now = jiff::Timestamp::from_millisecond(now).ok()?;
     let local = now.to_zoned(zone.clone());
-    let today = local.date().at(hour, minute, 0, 0).to_zoned(zone.clone()).ok()?;
+    let today = local.date().to_datetime(reset).to_zoned(zone.clone()).ok()?;
     let start = if today.timestamp() <= now {
         today
     } else {
-        local.date().yesterday().ok()?.at(hour, minute, 0, 0).to_zoned(zone).ok()?
+        local.date().yesterday().ok()?.to_datetime(reset).to_zoned(zone).ok()?
     };
     Some(start.timestamp().as_millisecond())
 }
@@ -42,6 +44,14 @@ mod tests {
     use super::*;
 
     const NOV_23_2026_10H_UTC: Timestamp = 1_795_428_000_000;
+
+    #[test]
+    fn a_reset_time_out_of_range_falls_back_to_midnight_utc_in_a_known_zone_too() {
+        for reset in ["25:00", "10:75", "-1:00"] {
+            let start = day_start(NOV_23_2026_10H_UTC, reset, "Australia/Sydney");
+            assert_eq!(start, NOV_23_2026_10H_UTC - 10 * 3_600_000, "{reset}");
+        }
+    }
 
     #[test]
     fn midnight_utc_by_default() {

@@ -125,7 +125,7 @@ impl LegRecord {
             remote: self.remote.value.clone(),
             created_at: self.created_at,
             ringing_at: self.ringing_at,
-            answered_at: self.answered_at,
+            answered_at: self.answered_at(),
             ended_at: self.ended.as_ref().map(|(at, _, _)| *at),
             end_cause: self.ended.as_ref().map(|(_, cause, _)| *cause),
             raw_cause: self.ended.as_ref().and_then(|(_, _, raw)| raw.clone()),
@@ -137,6 +137,13 @@ impl LegRecord {
 
     fn merge_ended(&mut self, ending: Ending) {
         merge_ending(&mut self.ended, ending);
+    }
+
+    /// When the leg was answered, if before it ended: a late report that it was talking,
+    /// stamped after its end, does not make an unanswered leg answered (in either order).
+    fn answered_at(&self) -> Option<Timestamp> {
+        let ended = self.ended.as_ref().map(|(at, _, _)| *at);
+        self.answered_at.filter(|answered| ended.is_none_or(|ended| *answered <= ended))
     }
 }
 
@@ -777,7 +784,7 @@ impl LiveState {
         let (mut last_call, mut last_answered, mut last_hangup) = (None, None, None);
         for leg in legs {
             last_call = last_call.max(Some(leg.created_at));
-            last_answered = last_answered.max(leg.answered_at);
+            last_answered = last_answered.max(leg.answered_at());
             last_hangup = last_hangup.max(leg.ended.as_ref().map(|(at, _, _)| *at));
         }
         Some(Extension {
@@ -889,7 +896,7 @@ impl LiveState {
         let pickup = record
             .legs
             .iter()
-            .filter_map(|leg| self.legs.get(leg)?.answered_at)
+            .filter_map(|leg| self.legs.get(leg)?.answered_at())
             .filter(|answered| joined.is_none_or(|joined| *answered >= joined))
             .filter(|answered| next_join.is_none_or(|next| *answered < next))
             .min();

@@ -16,7 +16,7 @@ use crate::hub::Hub;
 use crate::model::{Action, Command};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -125,6 +125,9 @@ pub fn auto_answer_header(phone_type: &str) -> Option<&'static str> {
 #[derive(Default)]
 struct Channels {
     extension_of: HashMap<String, String>,
+    /// The live channels Noojee says cannot be answered from the API (`canAnswer` false: a
+    /// queue call, or one already answered), so Answer is refused in words, not by the PBX.
+    unanswerable: HashSet<String>,
 }
 
 /// The running Noojee connector.
@@ -223,6 +226,17 @@ impl Requests {
         match command.action {
             Action::Answer => {
                 let channel = channel.clone().ok_or_else(|| need("the call"))?;
+                let unanswerable = {
+                    let channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    channels.unanswerable.contains(&channel)
+                };
+                if unanswerable {
+                    return Err(CommandError::Refused(
+                        "Noojee does not answer this call from the API (a call through a queue, or one already \
+                         answered): pick it up on the phone"
+                            .into(),
+                    ));
+                }
                 let extension = extension.ok_or_else(|| need("the extension"))?;
                 let query = vec![("answerString", header), ("exten", extension), ("uniqueId", channel)];
                 self.request("answer", query, false).await

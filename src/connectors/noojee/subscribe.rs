@@ -243,8 +243,14 @@ impl Subscriber {
             if state.is_ended() {
                 self.live.remove(&channel);
                 channels.extension_of.remove(&channel);
+                channels.unanswerable.remove(&channel);
             } else {
                 self.live.insert(channel.clone(), at);
+                if entry.call_data.can_answer {
+                    channels.unanswerable.remove(&channel);
+                } else {
+                    channels.unanswerable.insert(channel.clone());
+                }
                 channels.extension_of.insert(channel, extension.clone());
             }
         }
@@ -260,7 +266,9 @@ impl Subscriber {
             }
             for channel in gone {
                 let at = self.live.remove(&channel).map_or(received_at, |at| (at + 1).max(received_at));
-                self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extension_of.remove(&channel);
+                let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                channels.extension_of.remove(&channel);
+                channels.unanswerable.remove(&channel);
                 let kind = EventKind::CallEnded {
                     call: CallId::new(&self.name, ACCOUNT, &channel),
                     cause: EndCause::Unknown,

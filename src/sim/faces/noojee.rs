@@ -450,9 +450,16 @@ async fn answer(State(face): State<NoojeeFace>, Query(params): Query<HashMap<Str
     let (Some(unique), Some(extension)) = (param(&params, "uniqueId"), param(&params, "exten")) else {
         return refused("uniqueId and exten are mandatory");
     };
-    let Some(leg) = face.lock().channels.get(unique).map(|channel| channel.leg.clone()) else {
+    let found =
+        face.lock().channels.get(unique).map(|channel| (channel.leg.clone(), channel.entry.call_data.can_answer));
+    let Some((leg, can_answer)) = found else {
         return refused("Channel not found");
     };
+    // As the seed says of canAnswer: a queue call, or one already answered, is not answered
+    // from the API.
+    if !can_answer {
+        return refused("Call cannot be answered");
+    }
     to_pbx(&face, command(&face, crate::model::Action::Answer, Some(leg), Some(extension))).await
 }
 
