@@ -237,7 +237,12 @@ fn absorb_leg(state: &mut FaceState, report: &LegReport, extension: &str, at: Ti
     });
     let data = CallData {
         can_answer: report.state == LegState::Ringing && report.queue.is_none(),
-        caller_id: report.remote.number.clone().unwrap_or_default(),
+        // As the seed shows it: no number while dialling out, the far end's once it answers.
+        caller_id: if status == "Dialing Out" {
+            String::new()
+        } else {
+            report.remote.number.clone().unwrap_or_default()
+        },
         unique_call_id: unique.clone(),
         call_start_time,
         is_queue_call: report.queue.is_some(),
