@@ -735,3 +735,76 @@ fn a_report_of_talking_stamped_after_the_leg_ended_does_not_make_it_answered() {
         assert_eq!(extensions[0].last_answered_at, None);
     }
 }
+
+#[test]
+fn a_call_that_rings_on_just_after_the_reset_is_todays_news() {
+    let mut state = LiveState::default();
+    let timed_out = {
+        let mut e = leg_at(99_500, 0, 0, Some(1), LegState::Ended);
+        if let EventKind::Leg(report) = &mut e.kind {
+            report.end_cause = Some(EndCause::NoAnswer);
+        }
+        e
+    };
+    state.apply(&leg_at(90_000, 0, 0, Some(1), LegState::Ringing));
+    state.apply(&timed_out);
+    // The IVR's ring to agent 1 timed out half a second before the reset: forgotten with the day.
+    state.start_day(100_000);
+    assert!(state.views_all().1.is_empty());
+    // A retried report from before the reset is old news; the ring to agent 2 after it is not.
+    assert!(matches!(state.apply(&leg_at(95_000, 0, 0, Some(1), LegState::Ringing)), Outcome::Unchanged));
+    assert!(matches!(state.apply(&leg_at(101_000, 1, 0, Some(2), LegState::Ringing)), Outcome::Applied(_)));
+    let (extensions, calls, _) = state.views_all();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(extensions.iter().find(|x| x.id == extension(2)).unwrap().presence, Presence::Ringing);
+}
+
+#[test]
+fn a_caller_who_gave_up_in_the_queue_after_the_last_ring_ends_the_call_then_as_abandoned() {
+    let mut state = LiveState::default();
+    let q = queue(0);
+    let timed_out = {
+        let mut e = leg_at(30_000, 0, 0, Some(1), LegState::Ended);
+        if let EventKind::Leg(report) = &mut e.kind {
+            report.end_cause = Some(EndCause::NoAnswer);
+        }
+        e
+    };
+    for e in [
+        event(10_000, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() }),
+        leg_at(15_000, 0, 0, Some(1), LegState::Ringing),
+        timed_out,
+        event(75_000, EventKind::QueueLeft { queue: q.clone(), call: call(0), outcome: QueueOutcome::Abandoned }),
+    ] {
+        state.apply(&e);
+    }
+    let call_view = &state.views_all().1[0];
+    assert_eq!((call_view.ended_at, call_view.end_cause), (Some(75_000), Some(EndCause::QueueAbandoned)));
+}
+
+#[test]
+fn a_new_day_leaves_the_leaves_it_keeps_open_to_later_news() {
+    let q = queue(0);
+    let joined = event(10_000, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() });
+    let talking = leg_at(25_000, 0, 0, Some(1), LegState::Active);
+    let missed = {
+        let mut e = leg_at(20_000, 0, 0, Some(1), LegState::Ended);
+        if let EventKind::Leg(report) = &mut e.kind {
+            report.end_cause = Some(EndCause::NoAnswer);
+        }
+        e
+    };
+    // A restart (replay, then the day's start) between the two reports must not matter.
+    let mut restarted = LiveState::default();
+    restarted.apply(&joined);
+    restarted.apply(&talking);
+    restarted.start_day(5_000);
+    restarted.apply(&missed);
+    let mut straight = LiveState::default();
+    straight.start_day(5_000);
+    for e in [&joined, &talking, &missed] {
+        straight.apply(e);
+    }
+    assert_eq!(views(&restarted), views(&straight));
+    assert_eq!(straight.views_all().2[0].figures.waiting, 1, "the ring ended unanswered: still waiting");
+}

@@ -397,16 +397,17 @@ impl LiveState {
     }
 
     /// Whether `event` is old news about something the last new day forgot: a call that had
-    /// ended (ended stays ended), or a queue entry reported as of before the reset.
+    /// ended, or a queue entry, reported as of before the reset. News from after it (a call
+    /// that went quiet a moment before midnight and rings on after it) is today's.
     fn about_forgotten(&self, event: &Event) -> bool {
-        if self.forgotten_calls.is_empty() && self.forgotten_entries.is_empty() {
+        if event.at >= self.day_start || (self.forgotten_calls.is_empty() && self.forgotten_entries.is_empty()) {
             return false;
         }
         let call = match &event.kind {
             EventKind::Leg(report) => &report.call,
             EventKind::CallEnded { call, .. } => call,
             EventKind::QueueJoined { queue, call, .. } | EventKind::QueueLeft { queue, call, .. } => {
-                if event.at < self.day_start && self.forgotten_entries.contains(&(queue.clone(), call.clone())) {
+                if self.forgotten_entries.contains(&(queue.clone(), call.clone())) {
                     return true;
                 }
                 call
@@ -731,15 +732,20 @@ impl LiveState {
         legs.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         let all_ended = legs.iter().all(|leg| leg.state.is_ended());
         let answered_at = legs.iter().filter_map(|leg| leg.answered_at).min();
+        // A caller waiting in a queue is on the line, whatever rings have ended; one who left
+        // the queue was on it until then.
+        let (leaves, waits) = self.queue_visits(id);
         let ended_at = match &record.explicit_end {
             Some((at, _, _)) => Some(*at),
-            // A caller waiting in a queue is on the line, whatever rings have ended.
-            None if all_ended && !self.call_waits(id) => legs.iter().filter_map(|leg| leg.ended_at).max(),
+            None if all_ended && !waits => {
+                legs.iter().filter_map(|leg| leg.ended_at).chain(leaves.iter().map(|(at, _)| *at)).max()
+            }
             None => None,
         };
         let end_cause = ended_at.map(|_| match &record.explicit_end {
             Some((_, cause, _)) => *cause,
             None if answered_at.is_some() => EndCause::Normal,
+            None if leaves.iter().any(|(_, outcome)| *outcome == QueueOutcome::Abandoned) => EndCause::QueueAbandoned,
             None => legs
                 .iter()
                 .filter_map(|leg| leg.ended_at.zip(leg.end_cause).map(|(at, cause)| (at, cause, &leg.id)))
@@ -846,7 +852,7 @@ impl LiveState {
 
     /// When a call's legs were all over: its explicit end, else when the last of its legs
     /// ended; `None` while any leg is up (or no leg is known). A caller can still be waiting in
-    /// a queue then (the agent's ring timed out): see `call_waits`.
+    /// a queue then (the agent's ring timed out): see `queue_visits`.
     fn legs_ended_at(&self, call: &CallId) -> Option<Timestamp> {
         let record = self.calls.get(call)?;
         if let Some((at, _, _)) = &record.explicit_end {
@@ -860,13 +866,18 @@ impl LiveState {
         ended
     }
 
-    /// Whether a caller of this call is still waiting in some queue: the call is not over,
-    /// however many rings to agents have ended, until it ends or the caller leaves.
-    fn call_waits(&self, call: &CallId) -> bool {
-        self.entry_queues.get(call).into_iter().flatten().any(|queue| {
-            let entry = self.queues.get(queue).and_then(|record| record.entries.get(call));
-            entry.is_some_and(|entry| self.entry_leave(queue, call, entry).is_none())
-        })
+    /// How the caller of this call left each queue it has left (`entry_leave`), and whether
+    /// it still waits in one: the call is not over then, however many rings have ended.
+    fn queue_visits(&self, call: &CallId) -> (Vec<(Timestamp, QueueOutcome)>, bool) {
+        let (mut leaves, mut waits) = (Vec::new(), false);
+        for queue in self.entry_queues.get(call).into_iter().flatten() {
+            let Some(entry) = self.queues.get(queue).and_then(|record| record.entries.get(call)) else { continue };
+            match self.entry_leave(queue, call, entry) {
+                Some(leave) => leaves.push(leave),
+                None => waits = true,
+            }
+        }
+        (leaves, waits)
     }
 
     /// The earliest time this call joined a queue other than `queue` after `after`.
@@ -1012,22 +1023,6 @@ impl LiveState {
             return Vec::new();
         }
         self.day_start = day_start;
-        // A leave read from the call, or from another queue's entry, is written down before
-        // either goes: what the new day keeps must not change because of what it forgets.
-        let read_leaves: Vec<(QueueId, CallId, (Timestamp, QueueOutcome))> = self
-            .queues
-            .iter()
-            .flat_map(|(queue, record)| {
-                record.entries.iter().filter(|(_, entry)| entry.left.is_none()).filter_map(|(call, entry)| {
-                    self.entry_leave(queue, call, entry).map(|leave| (queue.clone(), call.clone(), leave))
-                })
-            })
-            .collect();
-        for (queue, call, leave) in read_leaves {
-            if let Some(entry) = self.queues.get_mut(&queue).and_then(|record| record.entries.get_mut(&call)) {
-                entry.left = Some(leave);
-            }
-        }
         let left_before: HashSet<(QueueId, CallId)> = self
             .queues
             .iter()
@@ -1044,6 +1039,29 @@ impl LiveState {
         let mut changes = self.retire_ended(day_start);
         let finished: Vec<CallId> =
             self.calls.iter().filter(|(_, record)| record.retired).map(|(id, _)| id.clone()).collect();
+        // A kept entry whose leave is read from a call, or another entry, about to be forgotten
+        // has it written down first: what the new day keeps must not change because of what it
+        // forgets. Others keep reading theirs, so later news still moves them as it would have.
+        let losing: HashSet<&CallId> = finished.iter().chain(left_before.iter().map(|(_, call)| call)).collect();
+        let read_leaves: Vec<(QueueId, CallId, (Timestamp, QueueOutcome))> = self
+            .queues
+            .iter()
+            .flat_map(|(queue, record)| {
+                record
+                    .entries
+                    .iter()
+                    .filter(|(call, entry)| entry.left.is_none() && losing.contains(call))
+                    .filter(|(call, _)| !left_before.contains(&(queue.clone(), (*call).clone())))
+                    .filter_map(|(call, entry)| {
+                        self.entry_leave(queue, call, entry).map(|leave| (queue.clone(), call.clone(), leave))
+                    })
+            })
+            .collect();
+        for (queue, call, leave) in read_leaves {
+            if let Some(entry) = self.queues.get_mut(&queue).and_then(|record| record.entries.get_mut(&call)) {
+                entry.left = Some(leave);
+            }
+        }
         self.forgotten_calls = finished.iter().cloned().collect();
         // Their times of last call may have been among the forgotten legs.
         let mut lost_legs = BTreeSet::new();
@@ -1074,6 +1092,14 @@ impl LiveState {
                 }
                 keep
             });
+        }
+        // A kept call whose forgotten queue visit told how it ended is shown without it now.
+        let revisited: BTreeSet<CallId> = left_before.iter().map(|(_, call)| call.clone()).collect();
+        for id in &revisited {
+            if self.calls.contains_key(id) {
+                let view = self.call_view(id);
+                changes.extend(Published::update(&mut self.published.calls, id, view).map(Change::Call));
+            }
         }
         self.forgotten_entries = left_before;
         self.recount_all();

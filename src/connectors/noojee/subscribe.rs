@@ -246,10 +246,10 @@ impl Subscriber {
                 channels.unanswerable.remove(&channel);
             } else {
                 self.live.insert(channel.clone(), at);
-                if entry.call_data.can_answer {
-                    channels.unanswerable.remove(&channel);
-                } else {
+                if entry.call_data.can_answer == Some(false) {
                     channels.unanswerable.insert(channel.clone());
+                } else {
+                    channels.unanswerable.remove(&channel);
                 }
                 channels.extension_of.insert(channel, extension.clone());
             }

@@ -8,8 +8,10 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallData {
-    #[serde(default, deserialize_with = "lenient_bool")]
-    pub can_answer: bool,
+    /// Whether the API may answer this call; `None` when the server did not say (an older
+    /// server leaving the field out must not make every Answer refused).
+    #[serde(default, deserialize_with = "lenient_opt_bool", skip_serializing_if = "Option::is_none")]
+    pub can_answer: Option<bool>,
     /// The other party's number (empty while dialling out).
     #[serde(default, deserialize_with = "lenient_string")]
     pub caller_id: String,
@@ -77,6 +79,14 @@ fn lenient_optional_string<'de, D: serde::Deserializer<'de>>(deserializer: D) ->
 }
 
 /// A flag that may come as `"true"`/`"false"`, 1/0, or `null` (false).
+/// `lenient_bool`, with a null or a missing field read as "not said".
+fn lenient_opt_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        value => lenient_bool(value).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 fn lenient_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     Ok(match Value::deserialize(deserializer)? {
         Value::Bool(flag) => flag,

@@ -236,7 +236,7 @@ fn absorb_leg(state: &mut FaceState, report: &LegReport, extension: &str, at: Ti
         }
     });
     let data = CallData {
-        can_answer: report.state == LegState::Ringing && report.queue.is_none(),
+        can_answer: Some(report.state == LegState::Ringing && report.queue.is_none()),
         // As the seed shows it: no number while dialling out, the far end's once it answers.
         caller_id: if status == "Dialing Out" {
             String::new()
@@ -462,7 +462,7 @@ async fn answer(State(face): State<NoojeeFace>, Query(params): Query<HashMap<Str
     };
     // As the seed says of canAnswer: a queue call, or one already answered, is not answered
     // from the API.
-    if !can_answer {
+    if can_answer == Some(false) {
         return refused("Call cannot be answered");
     }
     to_pbx(&face, command(&face, crate::model::Action::Answer, Some(leg), Some(extension))).await
