@@ -814,7 +814,9 @@ impl LiveState {
         let waiting: Vec<QueueEntry> = record
             .waiting
             .iter()
-            .filter_map(|(_, call)| record.entries.get(call).map(|entry| self.entry_view(id, call, entry)))
+            // Listed as waiting by `recount_entry`, so no leave and no talk to read: the plain
+            // view, since every event on the queue rebuilds this list.
+            .filter_map(|(_, call)| record.entries.get(call).map(|entry| entry.view(call, None)))
             .collect();
         let mut agents = AgentCounts::default();
         let members = self.members_of(id);
