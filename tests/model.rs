@@ -508,6 +508,15 @@ fn leg_at(at: i64, l: u8, c: u8, e: Option<u8>, state: LegState) -> Event {
     )
 }
 
+/// Leg `l` of call `c`, ringing at extension `e`, ended unanswered at `at` (a ring timed out).
+fn unanswered_at(at: i64, l: u8, c: u8, e: u8) -> Event {
+    let mut ended = leg_at(at, l, c, Some(e), LegState::Ended);
+    if let EventKind::Leg(report) = &mut ended.kind {
+        report.end_cause = Some(EndCause::NoAnswer);
+    }
+    ended
+}
+
 #[test]
 fn late_reports_from_before_the_reset_do_not_bring_back_what_it_forgot() {
     let mut state = LiveState::default();
@@ -654,13 +663,7 @@ fn configured_members_serve_a_queue_whose_provider_lists_none() {
 fn a_caller_still_waiting_after_a_ring_timed_out_keeps_the_call_live_across_the_reset() {
     let mut state = LiveState::default();
     let q = queue(0);
-    let timed_out = {
-        let mut e = leg_at(30_000, 1, 0, Some(1), LegState::Ended);
-        if let EventKind::Leg(report) = &mut e.kind {
-            report.end_cause = Some(EndCause::NoAnswer);
-        }
-        e
-    };
+    let timed_out = unanswered_at(30_000, 1, 0, 1);
     for e in [
         event(10_000, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() }),
         // Agent 1 is rung and does not answer; the caller waits on, with no leg up.
@@ -716,13 +719,7 @@ fn a_caller_who_overflowed_to_another_queue_is_answered_there_not_in_both() {
 #[test]
 fn a_report_of_talking_stamped_after_the_leg_ended_does_not_make_it_answered() {
     let rang = leg_at(1_000, 0, 0, Some(1), LegState::Ringing);
-    let missed = {
-        let mut e = leg_at(20_000, 0, 0, Some(1), LegState::Ended);
-        if let EventKind::Leg(report) = &mut e.kind {
-            report.end_cause = Some(EndCause::NoAnswer);
-        }
-        e
-    };
+    let missed = unanswered_at(20_000, 0, 0, 1);
     let late = leg_at(25_000, 0, 0, Some(1), LegState::Active);
     for events in [[&rang, &missed, &late], [&late, &rang, &missed]] {
         let mut state = LiveState::default();
@@ -739,13 +736,7 @@ fn a_report_of_talking_stamped_after_the_leg_ended_does_not_make_it_answered() {
 #[test]
 fn a_call_that_rings_on_just_after_the_reset_is_todays_news() {
     let mut state = LiveState::default();
-    let timed_out = {
-        let mut e = leg_at(99_500, 0, 0, Some(1), LegState::Ended);
-        if let EventKind::Leg(report) = &mut e.kind {
-            report.end_cause = Some(EndCause::NoAnswer);
-        }
-        e
-    };
+    let timed_out = unanswered_at(99_500, 0, 0, 1);
     state.apply(&leg_at(90_000, 0, 0, Some(1), LegState::Ringing));
     state.apply(&timed_out);
     // The IVR's ring to agent 1 timed out half a second before the reset: forgotten with the day.
@@ -763,13 +754,7 @@ fn a_call_that_rings_on_just_after_the_reset_is_todays_news() {
 fn a_caller_who_gave_up_in_the_queue_after_the_last_ring_ends_the_call_then_as_abandoned() {
     let mut state = LiveState::default();
     let q = queue(0);
-    let timed_out = {
-        let mut e = leg_at(30_000, 0, 0, Some(1), LegState::Ended);
-        if let EventKind::Leg(report) = &mut e.kind {
-            report.end_cause = Some(EndCause::NoAnswer);
-        }
-        e
-    };
+    let timed_out = unanswered_at(30_000, 0, 0, 1);
     for e in [
         event(10_000, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() }),
         leg_at(15_000, 0, 0, Some(1), LegState::Ringing),
@@ -787,13 +772,7 @@ fn a_new_day_leaves_the_leaves_it_keeps_open_to_later_news() {
     let q = queue(0);
     let joined = event(10_000, EventKind::QueueJoined { queue: q.clone(), call: call(0), caller: Party::default() });
     let talking = leg_at(25_000, 0, 0, Some(1), LegState::Active);
-    let missed = {
-        let mut e = leg_at(20_000, 0, 0, Some(1), LegState::Ended);
-        if let EventKind::Leg(report) = &mut e.kind {
-            report.end_cause = Some(EndCause::NoAnswer);
-        }
-        e
-    };
+    let missed = unanswered_at(20_000, 0, 0, 1);
     // A restart (replay, then the day's start) between the two reports must not matter.
     let mut restarted = LiveState::default();
     restarted.apply(&joined);

@@ -1025,41 +1025,29 @@ impl LiveState {
             return Vec::new();
         }
         self.day_start = day_start;
-        let left_before: HashSet<(QueueId, CallId)> = self
-            .queues
-            .iter()
-            .flat_map(|(queue, record)| {
-                record
-                    .entries
-                    .iter()
-                    .filter(|(call, entry)| {
-                        self.entry_leave(queue, call, entry).is_some_and(|(left, _)| left < day_start)
-                    })
-                    .map(|(call, _)| (queue.clone(), call.clone()))
-            })
-            .collect();
+        // Every entry's leave, read once while all it reads from is still here: those before
+        // the new day are forgotten; a kept one read from the call rather than reported may
+        // need writing down (below).
+        let mut left_before = HashSet::new();
+        let mut read_leaves = Vec::new();
+        for (queue, record) in &self.queues {
+            for (call, entry) in &record.entries {
+                let Some(leave) = self.entry_leave(queue, call, entry) else { continue };
+                if leave.0 < day_start {
+                    left_before.insert((queue.clone(), call.clone()));
+                } else if entry.left.is_none() {
+                    read_leaves.push((queue.clone(), call.clone(), leave));
+                }
+            }
+        }
         let mut changes = self.retire_ended(day_start);
         let finished: Vec<CallId> =
             self.calls.iter().filter(|(_, record)| record.retired).map(|(id, _)| id.clone()).collect();
         // A kept entry whose leave is read from a call, or another entry, about to be forgotten
-        // has it written down first: what the new day keeps must not change because of what it
+        // has it written down: what the new day keeps must not change because of what it
         // forgets. Others keep reading theirs, so later news still moves them as it would have.
         let losing: HashSet<&CallId> = finished.iter().chain(left_before.iter().map(|(_, call)| call)).collect();
-        let read_leaves: Vec<(QueueId, CallId, (Timestamp, QueueOutcome))> = self
-            .queues
-            .iter()
-            .flat_map(|(queue, record)| {
-                record
-                    .entries
-                    .iter()
-                    .filter(|(call, entry)| entry.left.is_none() && losing.contains(call))
-                    .filter(|(call, _)| !left_before.contains(&(queue.clone(), (*call).clone())))
-                    .filter_map(|(call, entry)| {
-                        self.entry_leave(queue, call, entry).map(|leave| (queue.clone(), call.clone(), leave))
-                    })
-            })
-            .collect();
-        for (queue, call, leave) in read_leaves {
+        for (queue, call, leave) in read_leaves.into_iter().filter(|(_, call, _)| losing.contains(call)) {
             if let Some(entry) = self.queues.get_mut(&queue).and_then(|record| record.entries.get_mut(&call)) {
                 entry.left = Some(leave);
             }

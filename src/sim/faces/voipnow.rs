@@ -566,14 +566,21 @@ fn live_channel(face: &VoipNowFace, extension: &str, remote: Option<&str>) -> Op
 }
 
 async fn to_pbx(face: &VoipNowFace, command: Command) -> Response {
-    let Some(sim) = &face.sim else {
-        return uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the simulated PBX takes no commands");
-    };
-    match sim.command(command).await {
+    match pbx_reply(face, command).await {
         Ok(message) => Json(json!({ "status": message })).into_response(),
-        Err(SimError::Refused(reason)) => uapi_error(StatusCode::BAD_REQUEST, "pc_action_invalid", &reason),
-        Err(SimError::Stopped) => uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the PBX has stopped"),
+        Err(refused) => refused,
     }
+}
+
+/// The engine's reply to a command, or the UnifiedAPI error that says why there is none.
+async fn pbx_reply(face: &VoipNowFace, command: Command) -> Result<String, Response> {
+    let Some(sim) = &face.sim else {
+        return Err(uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the simulated PBX takes no commands"));
+    };
+    sim.command(command).await.map_err(|error| match error {
+        SimError::Refused(reason) => uapi_error(StatusCode::BAD_REQUEST, "pc_action_invalid", &reason),
+        SimError::Stopped => uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the PBX has stopped"),
+    })
 }
 
 fn sim_command(face: &VoipNowFace, action: Action, leg: Option<LegId>, extension: Option<&str>) -> Command {
@@ -598,15 +605,9 @@ async fn make_call(State(face): State<VoipNowFace>, headers: HeaderMap, Json(bod
     };
     let mut command = sim_command(&face, Action::Dial, None, Some(&extension));
     command.number = Some(destination.to_owned());
-    let Some(sim) = &face.sim else {
-        return uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the simulated PBX takes no commands");
-    };
-    let placed = match sim.command(command).await {
+    let placed = match pbx_reply(&face, command).await {
         Ok(message) => message,
-        Err(SimError::Refused(reason)) => return uapi_error(StatusCode::BAD_REQUEST, "pc_action_invalid", &reason),
-        Err(SimError::Stopped) => {
-            return uapi_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the PBX has stopped")
-        }
+        Err(refused) => return refused,
     };
     // The phone call's id is the `CallAPIID` its Call Events carry (the simulated call's own
     // id, which the engine's dial reply ends with), so the connector can tell its own calls.
