@@ -236,6 +236,7 @@ impl callboard::connectors::Connector for Switchboard {
 
 #[tokio::test]
 async fn commands_are_routed_by_provider_and_capability() {
+    use callboard::model::*;
     let mut state = state().await;
     let mut connectors = callboard::connectors::Connectors::default();
     connectors.insert(Arc::new(Switchboard));
@@ -253,8 +254,37 @@ async fn commands_are_routed_by_provider_and_capability() {
             (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
         }
     };
-    let (status, body) = send(r#"{"action":"hangup","call":"pbx/a/yes"}"#).await;
+    // Two calls talking at 201 on the board; a third ended.
+    for (call, leg_state) in [("yes", LegState::Active), ("no", LegState::Active), ("over", LegState::Ended)] {
+        let report = LegReport {
+            leg: LegId::new("pbx", "a", &format!("{call}-1")),
+            call: CallId::new("pbx", "a", call),
+            extension: Some(ExtensionId::new("pbx", "a", "201")),
+            state: leg_state,
+            held_by: None,
+            direction: Direction::Inbound,
+            origin: Origin::Normal,
+            local: Party::default(),
+            remote: Party::default(),
+            queue: None,
+            end_cause: leg_state.is_ended().then_some(EndCause::Normal),
+            raw_cause: None,
+            raw_state: String::new(),
+            recording: None,
+            revision: 0,
+        };
+        let at = callboard::hub::now_ms();
+        state.hub.submit(Event::new("pbx", "a", at, EventKind::Leg(report))).await.unwrap();
+    }
+    let (status, body) = send(r#"{"action":"hangup","call":"pbx/a/yes","extension":"pbx/a/201"}"#).await;
     assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("Channel Hungup")));
+    // Not through an extension the call is not at, nor about a call no longer on the board.
+    let (status, body) = send(r#"{"action":"hangup","call":"pbx/a/yes","extension":"pbx/a/202"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().contains("not at extension"), "{body}");
+    let (status, body) = send(r#"{"action":"hangup","call":"pbx/a/over"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().contains("not live"), "{body}");
     let (status, body) = send(r#"{"action":"hangup","call":"pbx/a/no"}"#).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("Channel not found")));
     let (status, body) = send(r#"{"action":"hold","call":"pbx/a/yes"}"#).await;

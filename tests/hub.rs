@@ -325,3 +325,20 @@ async fn a_caller_whose_provider_went_silent_for_hours_has_left() {
         .iter()
         .any(|entry| matches!(&entry.event.kind, EventKind::QueueLeft { outcome: QueueOutcome::Other, .. })));
 }
+
+#[tokio::test]
+async fn events_handed_over_before_shutdown_are_journaled_before_the_hub_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.db");
+    let (hub, store, shutdown) = start(&path).await;
+    let now = callboard::hub::now_ms();
+    // A connector hands over a poll's worth of events and moves on; the server is stopped.
+    for i in 0..2_000 {
+        hub.feed(leg_event(i, LegState::Ringing, now)).await.unwrap();
+    }
+    shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(10), hub.stopped()).await.expect("the hub stops");
+    assert_eq!(store.journal_since(0).await.unwrap().len(), 2_000, "every event handed over is journaled");
+    // And nothing more is taken once it has stopped.
+    assert!(hub.feed(leg_event(9_999, LegState::Ringing, now)).await.is_err());
+}

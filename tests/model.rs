@@ -787,3 +787,36 @@ fn a_new_day_leaves_the_leaves_it_keeps_open_to_later_news() {
     assert_eq!(views(&restarted), views(&straight));
     assert_eq!(straight.views_all().2[0].figures.waiting, 1, "the ring ended unanswered: still waiting");
 }
+
+#[test]
+fn a_hidden_call_that_rings_again_is_back_on_the_board_and_survives_the_new_day() {
+    let rang = leg_at(0, 0, 0, Some(1), LegState::Ringing);
+    let missed = unanswered_at(20_000, 0, 0, 1);
+    let rings_on = leg_at(100_000, 1, 0, Some(2), LegState::Ringing);
+    let mut state = LiveState::default();
+    state.apply(&rang);
+    state.apply(&missed);
+    // A minute after every leg we knew of ended, the board hid the call.
+    assert_eq!(state.retire_ended(85_000).len(), 1);
+    assert!(state.views_all().1.is_empty());
+    // Then the caller rang agent 2 (one call id for the whole conversation, no queue events).
+    match state.apply(&rings_on) {
+        Outcome::Applied(changes) => assert!(changes.iter().any(|change| matches!(change, Change::Call(_)))),
+        other => panic!("the ring changed nothing: {other:?}"),
+    }
+    let calls = state.views_all().1;
+    assert_eq!((calls.len(), calls[0].ended_at), (1, None));
+    // A late copy of the old ring's end does not hide it again, and the new day keeps it.
+    state.apply(&missed);
+    state.start_day(150_000);
+    assert_eq!(state.views_all().1.len(), 1);
+    let presence = |state: &LiveState| state.views_all().0.into_iter().find(|x| x.id == extension(2)).unwrap().presence;
+    assert_eq!(presence(&state), Presence::Ringing);
+    // A restart replays the same reports without hiding anything: the same board.
+    let mut replayed = LiveState::default();
+    for e in [&rang, &missed, &rings_on] {
+        replayed.apply(e);
+    }
+    replayed.start_day(150_000);
+    assert_eq!(views(&replayed), views(&state));
+}

@@ -284,6 +284,165 @@ async fn the_seeds_call_list_and_details_become_an_answered_recorded_leg() {
     app.shutdown.cancel();
 }
 
+/// A Call Service for `foouser` whose call list (with details) and call details the test sets;
+/// every PUT, POST and DELETE is kept, click-to-call answered with `dialled`, the rest with `{}`.
+#[derive(Clone)]
+struct Fake {
+    calls: Arc<Mutex<Value>>,
+    details: Arc<Mutex<Value>>,
+    dialled: Arc<Mutex<(u16, Value)>>,
+    changes: Arc<Mutex<Vec<(Method, String, Value)>>>,
+}
+
+impl Fake {
+    fn new(calls: Value, details: Value) -> Self {
+        Self {
+            calls: Arc::new(Mutex::new(calls)),
+            details: Arc::new(Mutex::new(details)),
+            dialled: Arc::new(Mutex::new((500, json!({ "details": "the fake places no calls" })))),
+            changes: Arc::default(),
+        }
+    }
+
+    fn changes(&self) -> Vec<(Method, String, Value)> {
+        self.changes.lock().unwrap().clone()
+    }
+}
+
+async fn fake_call_service(
+    State(fake): State<Fake>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> axum::response::Response {
+    let body = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
+    let (status, reply) = match (method.clone(), uri.path()) {
+        (Method::GET, CALLS) => (200, json!({ "calls": fake.calls.lock().unwrap().clone() })),
+        (Method::GET, _) => (200, fake.details.lock().unwrap().clone()),
+        (Method::POST, CALLS) => {
+            fake.changes.lock().unwrap().push((method, uri.path().to_owned(), body));
+            fake.dialled.lock().unwrap().clone()
+        }
+        _ => {
+            fake.changes.lock().unwrap().push((method, uri.path().to_owned(), body));
+            (200, json!({}))
+        }
+    };
+    (StatusCode::from_u16(status).unwrap(), axum::Json(reply)).into_response()
+}
+
+/// An answered call of `foouser` as the list with details shows it.
+fn listed(call_id: &str, state: &str, remote: &str) -> Value {
+    json!({
+        "callId": call_id, "externalTrackingId": format!("t-{call_id}"), "personality": "Terminator",
+        "state": state, "remoteParty": { "address": format!("tel:{remote}"), "callType": "Unknown" },
+        "startTime": "2021-10-29T11:45:14.535000", "answerTime": "2021-10-29T11:45:16.722000",
+    })
+}
+
+/// A command on `foouser`'s call `call_id`.
+fn on_call(call_id: &str, action: Action) -> Command {
+    let leg = LegId::new(NAME, "foogroup", &format!("foouser/{call_id}"));
+    Command { action, call: None, leg: Some(leg), extension: None, number: None }
+}
+
+async fn live_legs(hub: &Hub) -> Vec<Leg> {
+    legs(hub).await.into_iter().filter(|leg| !leg.state.is_ended()).collect()
+}
+
+async fn fake_app(fake: &Fake) -> App {
+    let base = serve(axum::Router::new().fallback(fake_call_service).with_state(fake.clone())).await;
+    let users = json!([{ "id": "foouser", "extension": "101" }]);
+    app(config(&base, "foo", "foogroup", users, &[("poll_interval_ms", 50.into())])).await
+}
+
+#[tokio::test]
+async fn details_without_allowed_recording_controls_allow_what_the_recording_state_permits() {
+    // Seed 004: `recorded` always comes, `allowedRecordingControls` only conditionally.
+    let fake = Fake::new(json!([]), json!({"callId": "c:0", "state": "Active", "recorded": false}));
+    let app = fake_app(&fake).await;
+    assert_eq!(app.connector.control(on_call("c:0", Action::RecordStart)).await, Ok("recording".into()));
+    assert_eq!(fake.changes(), vec![(Method::PUT, format!("{CALLS}c%3A0/"), json!({"action": "startRecording"}))]);
+
+    // On the leg, the desk offers what the state permits: not recording, so record.
+    *fake.calls.lock().unwrap() = json!([listed("c:0", "Active", "+3212345678")]);
+    let expected = Recording { state: RecordingState::Off, controls: vec![Action::RecordStart] };
+    wait_until("the call with its recording", async || {
+        live_legs(&app.hub).await.iter().any(|leg| leg.recording.as_ref() == Some(&expected))
+    })
+    .await;
+
+    // A list Netaxis does send still decides, "none" included.
+    *fake.details.lock().unwrap() =
+        json!({"callId": "c:0", "state": "Active", "recorded": false, "allowedRecordingControls": "none"});
+    assert_eq!(
+        app.connector.control(on_call("c:0", Action::RecordStart)).await,
+        Err(CommandError::Refused(
+            "Netaxis does not allow that on this call now (recording Off; allowed: none)".into()
+        ))
+    );
+    assert_eq!(fake.changes().len(), 1, "nothing more was sent: {:?}", fake.changes());
+    let health = app.connector.health();
+    assert_eq!(health.errors, 0, "{:?}", health.last_error);
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn resume_is_refused_while_reconnect_would_hang_up_the_users_other_calls() {
+    // Call A on hold, and an unrelated call B answered since: `reconnect` of A would release B.
+    let fake = Fake::new(
+        json!([listed("a:0", "Held", "+3211111111"), listed("b:0", "Active", "+3222222222")]),
+        json!({"callId": "a:0", "state": "Active", "recorded": false}),
+    );
+    let app = fake_app(&fake).await;
+    wait_until("both calls to show", async || live_legs(&app.hub).await.len() == 2).await;
+    assert_eq!(
+        app.connector.control(on_call("a:0", Action::Resume)).await,
+        Err(CommandError::Refused(
+            "resuming from here would hang up your other call with +3222222222: Netaxis resumes a held call only \
+             by releasing all the user's other calls. Resume it on the phone, or end the other calls first"
+                .into()
+        ))
+    );
+    assert!(fake.changes().is_empty(), "nothing was sent: {:?}", fake.changes());
+    let b = live_legs(&app.hub).await.into_iter().find(|leg| leg.id.native() == "foouser/b:0");
+    assert_eq!(b.map(|leg| leg.state), Some(LegState::Active), "B stays up");
+
+    // A consultation from B that cannot be placed leaves B on hold: resuming it would release A.
+    let consult = Command { number: Some("102".into()), ..on_call("b:0", Action::Consult) };
+    let failed = app.connector.control(consult).await.unwrap_err();
+    let note = "the caller stays on hold, since resuming from here would hang up your other call with \
+                +3211111111: resume it on the phone";
+    assert!(matches!(&failed, CommandError::Unreachable(words) if words.ends_with(note)), "{failed:?}");
+    assert_eq!(
+        fake.changes(),
+        vec![
+            (Method::PUT, format!("{CALLS}b%3A0/"), json!({"action": "hold"})),
+            (Method::POST, CALLS.to_owned(), json!({"phoneNumber": "102"})),
+        ],
+        "no reconnect"
+    );
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn resume_during_a_consultation_from_the_desk_ends_the_consultation_and_says_so() {
+    let fake = Fake::new(json!([listed("a:0", "Active", "+3211111111")]), json!({"callId": "a:0", "recorded": false}));
+    *fake.dialled.lock().unwrap() = (201, json!({"callId": "c:0", "externalTrackingId": "t-c:0"}));
+    let app = fake_app(&fake).await;
+    wait_until("the call to show", async || live_legs(&app.hub).await.len() == 1).await;
+    let consult = Command { number: Some("102".into()), ..on_call("a:0", Action::Consult) };
+    assert_eq!(app.connector.control(consult).await, Ok("consulting 102; the caller is on hold".into()));
+    *fake.calls.lock().unwrap() = json!([listed("a:0", "Held", "+3211111111"), listed("c:0", "Active", "102")]);
+    wait_until("the consultation to show", async || live_legs(&app.hub).await.len() == 2).await;
+    assert_eq!(
+        app.connector.control(on_call("a:0", Action::Resume)).await,
+        Ok("resumed; the consultation with 102 was hung up".into())
+    );
+    assert_eq!(fake.changes().last(), Some(&(Method::PUT, format!("{CALLS}a%3A0/"), json!({"action": "reconnect"}))));
+    app.shutdown.cancel();
+}
+
 fn face_setup(users: &[(String, String)], details_in_body_only: bool) -> NetaxisSetup {
     NetaxisSetup {
         tenant: "sim-tenant".into(),

@@ -43,6 +43,8 @@ struct Setup<'a> {
     expires_in: Option<i64>,
     /// Faults of a proxy in front of Callboard (503s the face must retry).
     front: Option<Arc<Faults>>,
+    /// Subscribe to CDRs too (off by default: Integrate calls them BETA).
+    cdrs: bool,
 }
 
 /// Callboard's whole router on loopback with one Versature provider.
@@ -65,6 +67,9 @@ async fn app(setup: Setup<'_>) -> App {
     }
     if let Some(expires_in) = setup.expires_in {
         table.insert("expires_in".into(), expires_in.into());
+    }
+    if setup.cdrs {
+        table.insert("cdrs".into(), true.into());
     }
     let config = VersatureConfig::from_table(&table).unwrap();
     let clock = setup.clock.unwrap_or_else(Clock::wall);
@@ -119,11 +124,11 @@ async fn every_literal_message_of_the_seed_ingests_to_the_expected_state_and_his
     let tile = snapshot.extensions.iter().find(|e| e.id.native() == "126").unwrap();
     assert_eq!(tile.presence, Presence::Ringing);
 
-    // The CDR list, dates unquoted as in the seed: two calls of user 100 into history.
+    // The CDR list, dates unquoted as in the seed: two calls of user 100 into history, keyed
+    // on the ids without their timestamp prefix, as call messages give them.
     assert_eq!(post(&app.base, SECRET, fixture("cdrs.txt")).await, 200);
     let history = all_history(&app.store).await.unwrap();
-    let first =
-        history.iter().find(|c| c.id.native() == "20150304190127063799-a5ce697165aca204d39dde1a4446c1a0").unwrap();
+    let first = history.iter().find(|c| c.id.native() == "a5ce697165aca204d39dde1a4446c1a0").unwrap();
     assert_eq!(first.legs.len(), 2, "100 called 101: both are users");
     for leg in &first.legs {
         assert_eq!(leg.state, LegState::Ended);
@@ -133,8 +138,7 @@ async fn every_literal_message_of_the_seed_ingests_to_the_expected_state_and_his
         assert_eq!(leg.ended_at, Some(utc("Fri, 03 Mar 2017 18:48:26 +0000")));
     }
     assert_eq!(first.started_at, utc("Fri, 03 Mar 2017 18:47:39 +0000"));
-    let second =
-        history.iter().find(|c| c.id.native() == "20150304190117063148-7ac5d753bddb15fb2f5900018ca06e24").unwrap();
+    let second = history.iter().find(|c| c.id.native() == "7ac5d753bddb15fb2f5900018ca06e24").unwrap();
     let [leg] = second.legs.as_slice() else { panic!("Jane Doe's leg only: {second:?}") };
     assert_eq!(leg.extension.as_ref().map(|e| e.native()), Some("100"));
     assert_eq!((leg.direction, leg.state), (Direction::Outbound, LegState::Ended));
@@ -155,6 +159,64 @@ async fn every_literal_message_of_the_seed_ingests_to_the_expected_state_and_his
 }
 
 #[tokio::test]
+async fn a_call_message_and_its_cdr_with_prefixed_ids_are_one_call() {
+    let app = app(Setup { users: &["126"], ..Setup::default() }).await;
+    assert_eq!(post(&app.base, SECRET, fixture("call_ringing.txt")).await, 200);
+    // The CDR of that call, its endpoint ids prefixed with a timestamp as seed 001's CDRs show.
+    let cdr = r#"[
+{
+    "to": {
+        "call_id": "20161124155312000000-abcdb3325aa18832e3aa36948d012424",
+        "domain": "versature.com",
+        "id": "+16132379329",
+        "user": "126"
+    },
+    "from": {
+        "call_id": "20161124155312000000-e351b3325aa18832e3aa36948d012424",
+        "domain": null,
+        "name": "David Ward",
+        "id": "+16133246100",
+        "user": null
+    },
+    "answer_time": Thu, 24 Nov 2016 15:53:20 +0000,
+    "start_time": Thu, 24 Nov 2016 15:53:12 +0000,
+    "end_time": Thu, 24 Nov 2016 15:54:20 +0000,
+    "duration": 60
+}
+]"#;
+    assert_eq!(post(&app.base, SECRET, cdr).await, 200);
+    let history = all_history(&app.store).await.unwrap();
+    let [call] = history.as_slice() else { panic!("one call, not two: {history:?}") };
+    assert_eq!(call.id.native(), "e351b3325aa18832e3aa36948d012424");
+    let [leg] = call.legs.as_slice() else { panic!("126's leg only: {call:?}") };
+    assert_eq!(leg.id.native(), "abcdb3325aa18832e3aa36948d012424");
+    assert_eq!((leg.state, leg.end_cause), (LegState::Ended, Some(EndCause::Normal)));
+    assert_eq!(leg.ended_at, Some(utc("Thu, 24 Nov 2016 15:54:20 +0000")));
+    let live = hub_snapshot(&app.hub).await.unwrap().calls;
+    assert!(live.iter().all(|c| c.ended_at.is_some()), "nothing left ringing: {live:?}");
+    let health = app.connector.health();
+    assert_eq!(health.errors, 0, "{:?}", health.last_error);
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn well_formed_messages_about_no_user_or_an_unknown_state_are_acknowledged_and_no_error() {
+    let app = app(Setup { users: &["126"], ..Setup::default() }).await;
+    // The seed: the endpoint must "provide a successful response (200, 204 response)".
+    let nobody = r#"{"calls":{"from":{"user":null,"call_id":"a"},"to":{"user":null,"call_id":"b"}}}"#;
+    assert_eq!(post(&app.base, SECRET, nobody).await, 200);
+    assert_eq!(post(&app.base, SECRET, "{'msg': 'Something new', 'state': 'paused'}").await, 200);
+    let health = app.connector.health();
+    assert_eq!(health.errors, 0, "{:?}", health.last_error);
+    assert_eq!(health.state, "starting", "an unknown state moves nothing");
+    assert!(all_history(&app.store).await.unwrap().is_empty(), "nothing was ingested");
+    // A body that cannot be read is still refused and counted.
+    assert_eq!(post(&app.base, SECRET, "{\"calls\": {\"from\": ").await, 400);
+    assert_eq!(app.connector.health().errors, 1);
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
 async fn an_unusable_cdr_is_counted_and_skipped_and_the_rest_of_its_list_is_taken() {
     let app = app(Setup { users: &["100", "101"], ..Setup::default() }).await;
     // The first record ends before it starts; the second is the seed's.
@@ -166,7 +228,7 @@ async fn an_unusable_cdr_is_counted_and_skipped_and_the_rest_of_its_list_is_take
     assert_eq!(post(&app.base, SECRET, list).await, 200, "acknowledged: sending it again would not help");
     let history = all_history(&app.store).await.unwrap();
     let ids: Vec<&str> = history.iter().map(|call| call.id.native()).collect();
-    assert_eq!(ids, vec!["20150304190117063148-7ac5d753bddb15fb2f5900018ca06e24"], "only the usable record");
+    assert_eq!(ids, vec!["7ac5d753bddb15fb2f5900018ca06e24"], "only the usable record");
     let health = app.connector.health();
     assert_eq!(health.errors, 1);
     assert!(
@@ -238,7 +300,8 @@ async fn round_trip_from_the_face_with_faults_matches_the_ground_truth() {
     let mut pbx = Pbx::new(Scenario { seed: 41, ..Scenario::demo() }, "sim", "cc", start);
     let numbers = pbx.extension_numbers();
     let users: Vec<&str> = numbers.iter().map(String::as_str).collect();
-    let app = app(Setup { users: &users, api: Some(&api), front: Some(front.clone()), ..Setup::default() }).await;
+    let app =
+        app(Setup { users: &users, api: Some(&api), front: Some(front.clone()), cdrs: true, ..Setup::default() }).await;
     wait_until("the subscription to be ready", async || app.connector.health().state == "ready").await;
 
     let mut checkpoints = 0;

@@ -6,8 +6,10 @@ use super::format;
 use super::http::{encode, get_json, send, Body};
 use super::live::LiveStore;
 use super::wallboard::queue_name;
+use crate::model::phone::{dialable, e164};
 use crate::model::{
-    Action, Call, CallId, Command, Contact, Direction, ExtensionId, LegState, Party, RecordingState, Timestamp,
+    Action, Call, CallId, Command, Contact, Direction, EndCause, ExtensionId, LegState, Party, RecordingState,
+    Timestamp,
 };
 use leptos::prelude::*;
 
@@ -24,6 +26,14 @@ pub enum Progress {
     Refused(String),
 }
 
+impl Progress {
+    /// Whether a command is under way: `run` sends no other meanwhile and the buttons that send
+    /// one are disabled, so a double click (on Dial, say) sends one command, not two.
+    pub fn is_working(&self) -> bool {
+        matches!(self, Progress::Working(_))
+    }
+}
+
 /// Sends a command to `/api/v1/commands`; the result comes back as the provider's words.
 pub async fn send_command(command: Command) -> Result<String, String> {
     let answer: serde_json::Value = send("POST", "/api/v1/commands", Body::Json(&command)).await?;
@@ -38,7 +48,7 @@ pub fn saved_extension() -> Option<String> {
 fn load_extension() -> Option<String> {
     #[cfg(feature = "hydrate")]
     {
-        web_sys::window()?.local_storage().ok()??.get_item(STORAGE_KEY).ok()?
+        remembered(web_sys::window()?.local_storage().ok()??.get_item(STORAGE_KEY).ok()?)
     }
     #[cfg(not(feature = "hydrate"))]
     {
@@ -49,10 +59,73 @@ fn load_extension() -> Option<String> {
 fn save_extension(id: &str) {
     #[cfg(feature = "hydrate")]
     if let Some(storage) = web_sys::window().and_then(|window| window.local_storage().ok().flatten()) {
-        let _ = storage.set_item(STORAGE_KEY, id);
+        // "Choose…" forgets the extension rather than remembering an empty one.
+        let _ = match remembered(Some(id.to_owned())) {
+            Some(id) => storage.set_item(STORAGE_KEY, &id),
+            None => storage.remove_item(STORAGE_KEY),
+        };
     }
     #[cfg(not(feature = "hydrate"))]
     let _ = id;
+}
+
+/// The extension a stored value names: none for an empty one (what "Choose…" left behind before
+/// it removed the item), which the desk would otherwise point out as an extension gone.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn remembered(stored: Option<String>) -> Option<String> {
+    stored.filter(|id| !id.trim().is_empty())
+}
+
+/// A call the agent brought into the pop with Show, and the newest call at the extension when
+/// they did. The pick holds only while that is still the newest call: when another call rings
+/// there, the pop shows it (and `a` answers it) instead of staying on the call picked before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Pick {
+    call: CallId,
+    newest: Option<CallId>,
+}
+
+impl Pick {
+    /// Whether the pick still holds now that `newest` is the newest call at the extension.
+    fn holds(&self, newest: Option<&CallId>) -> bool {
+        self.newest.as_ref() == newest
+    }
+}
+
+/// A consultation the desk itself started: the call its consult command put on hold, and the
+/// call to the colleague once it shows (the next other call to become the newest at the
+/// extension). Only that call offers "Complete transfer": an agent who holds one caller and
+/// answers an unrelated call must not be offered to join two strangers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Consultation {
+    held: CallId,
+    call: Option<CallId>,
+}
+
+impl Consultation {
+    /// The consultation once `newest` is the newest call at the extension: the first call
+    /// other than the held one to become so is the call to the colleague.
+    fn with_newest(self, newest: Option<&CallId>) -> Self {
+        match newest {
+            Some(newest) if self.call.is_none() && *newest != self.held => Self { call: Some(newest.clone()), ..self },
+            _ => self,
+        }
+    }
+
+    /// Whether the pop of `shown` is this consultation, its held call still on hold
+    /// (`held_still`): then the transfer row offers only to complete the transfer.
+    fn is_on(&self, shown: &CallId, held_still: bool) -> bool {
+        held_still && self.call.as_ref() == Some(shown)
+    }
+}
+
+/// Whether the pop moving from the call `before` to `now` (the agent's leg there in `state`)
+/// retires the last command's outcome, which was about the call before: another call coming
+/// up (one ringing, one brought in with Show) clears it, so it is not read as news of that
+/// call. The call the agent is placing (the dial or consultation just asked for) and an empty
+/// pop (the call transferred away) keep it, being what that command did.
+fn retires_outcome(before: Option<&CallId>, now: Option<&CallId>, state: Option<LegState>) -> bool {
+    now.is_some() && now != before && !matches!(state, Some(LegState::Initiating | LegState::RemoteRinging))
 }
 
 #[component]
@@ -67,18 +140,30 @@ pub fn AgentDesk() -> impl IntoView {
     // The newest live call at the extension, which the pop shows unless the agent picked
     // another of their live calls (the one they put on hold, a call waiting).
     let newest = Memo::new(move |_| chosen.get().and_then(|id| store.current_call(&id).get()));
-    let picked: RwSignal<Option<CallId>> = RwSignal::new(None);
+    // The id of the newest call at the extension: the recent calls are read again when it
+    // changes, and a pick made before gives way to it.
+    let current = Memo::new(move |_| newest.get().map(|call| call.with(|call| call.id.clone())));
+    let picked: RwSignal<Option<Pick>> = RwSignal::new(None);
     let call = Memo::new(move |_| {
         let newest = newest.get();
         let me = chosen.get()?;
-        let picked = picked.get().and_then(|id| {
+        let picked = picked.get().filter(|pick| pick.holds(current.get().as_ref())).and_then(|pick| {
             newest?; // none live at all: nothing to pick from
-            store.calls_at(&me).into_iter().find(|call| call.with(|call| call.id == id && is_live_at(call, &me)))
+            store.calls_at(&me).into_iter().find(|call| call.with(|call| call.id == pick.call && is_live_at(call, &me)))
         });
         picked.or(newest)
     });
-    // The id of the newest call at the extension: the recent calls are read again when it changes.
-    let current = Memo::new(move |_| newest.get().map(|call| call.with(|call| call.id.clone())));
+    // The consultation the desk started, if any: its call to the colleague is the next other
+    // call to become the newest at the extension.
+    let consultation: RwSignal<Option<Consultation>> = RwSignal::new(None);
+    Effect::new(move |_| {
+        let newest = current.get();
+        let before = consultation.get_untracked();
+        let after = before.clone().map(|consultation| consultation.with_newest(newest.as_ref()));
+        if after != before {
+            consultation.set(after);
+        }
+    });
     // Whether this extension's provider can place calls: the dial pad and every call-back
     // button depend on it (Voicenter's API only reports calls).
     let can_dial = Signal::derive(move || chosen.get().is_some_and(|id| store.can(id.provider(), Action::Dial)));
@@ -89,6 +174,24 @@ pub fn AgentDesk() -> impl IntoView {
         store.extensions.with(|map| (!map.is_empty() && !map.contains_key(&id)).then_some(id))
     };
     let progress = RwSignal::new(Progress::Idle);
+    // The call in the pop: when another comes up, the last command's outcome is not left on it.
+    let shown_id = Memo::new(move |_| call.get().map(|call| call.with_untracked(|call| call.id.clone())));
+    Effect::new(move |before: Option<Option<CallId>>| {
+        let now = shown_id.get();
+        if let Some(before) = before {
+            let state = untrack(|| {
+                let (call, me) = (call.get()?, chosen.get()?);
+                call.with(|call| {
+                    let mine = |leg: &&crate::model::Leg| leg.extension.as_ref() == Some(&me) && !leg.state.is_ended();
+                    call.legs.iter().rev().find(mine).map(|leg| leg.state)
+                })
+            });
+            if retires_outcome(before.as_ref(), now.as_ref(), state) && !progress.get_untracked().is_working() {
+                progress.set(Progress::Idle);
+            }
+        }
+        now
+    });
     let options = move || {
         store.extensions.with(|map| {
             map.iter()
@@ -100,7 +203,14 @@ pub fn AgentDesk() -> impl IntoView {
         })
     };
     let run = move |command: Command| {
+        // One command at a time: a second click while the first is under way sends nothing.
+        if progress.get_untracked().is_working() {
+            return;
+        }
         let action = command.action;
+        if action == Action::Consult {
+            consultation.set(command.call.clone().map(|held| Consultation { held, call: None }));
+        }
         progress.set(Progress::Working(action));
         let from = chosen.get_untracked();
         leptos::task::spawn_local(async move {
@@ -108,6 +218,10 @@ pub fn AgentDesk() -> impl IntoView {
             // An agent who switched extension meanwhile is not told about the other one's call.
             if chosen.get_untracked() != from {
                 return;
+            }
+            // A consultation refused holds nothing; one completed is over.
+            if matches!((&result, action), (Err(_), Action::Consult) | (Ok(_), Action::CompleteTransfer)) {
+                consultation.set(None);
             }
             progress.set(match result {
                 Ok(outcome) => Progress::Done(outcome),
@@ -133,6 +247,7 @@ pub fn AgentDesk() -> impl IntoView {
                         save_extension(&value);
                         progress.set(Progress::Idle);
                         picked.set(None);
+                        consultation.set(None);
                         chosen.set((!value.is_empty()).then_some(ExtensionId(value)));
                     }
                     prop:value=move || chosen.get().map(|id| id.to_string()).unwrap_or_default()
@@ -157,17 +272,17 @@ pub fn AgentDesk() -> impl IntoView {
                 <MyStatus chosen/>
                 {move || match call.get() {
                     Some(shown) => view! {
-                        <ScreenPop call=shown chosen act_on_call run progress/>
+                        <ScreenPop call=shown chosen act_on_call run progress consultation/>
                         <OtherCalls chosen call newest picked/>
                     }.into_any(),
                     None => view! { <p class="mt-4 text-slate-400" data-no-call="">"No call at this extension."</p> }.into_any(),
                 }}
                 <Show when=move || can_dial.get()>
-                    <DialPad chosen run/>
+                    <DialPad chosen run progress/>
                 </Show>
                 <ProgressLine progress/>
                 <RecentCalls chosen current run progress can_dial/>
-                <Contacts chosen run can_dial/>
+                <Contacts chosen run progress can_dial/>
             </Show>
         </section>
     }
@@ -178,6 +293,42 @@ fn is_live_at(call: &Call, me: &ExtensionId) -> bool {
     call.ended_at.is_none() && call.legs.iter().any(|leg| leg.extension.as_ref() == Some(me) && !leg.state.is_ended())
 }
 
+/// Whether `call` is up with a leg of `me` on hold in it.
+fn is_held_at(call: &Call, me: &ExtensionId) -> bool {
+    call.ended_at.is_none()
+        && call.legs.iter().any(|leg| leg.extension.as_ref() == Some(me) && leg.state == LegState::Held)
+}
+
+/// The number to look up earlier calls by: only one that can be dialled. A withheld caller
+/// ("anonymous", "Restricted", none) is no one in particular, and asking by that word would
+/// list every other withheld call as this caller's.
+fn history_number(number: Option<String>) -> Option<String> {
+    number.filter(|number| dialable(number).is_some())
+}
+
+/// The caller's name on the pop: the provider's, unless it names nobody (empty, the number
+/// itself, or a placeholder such as "Unknown" or "anonymous"); then the contact's, when the
+/// number is a contact. A placeholder with no contact behind it is still shown: it says the
+/// caller withheld their name.
+fn caller_name(provided: Option<&str>, number: Option<&str>, contact: Option<String>) -> Option<String> {
+    const PLACEHOLDERS: [&str; 5] = ["unknown", "anonymous", "restricted", "private", "withheld"];
+    let provided = provided.map(str::trim).filter(|name| !name.is_empty());
+    let Some(name) = provided else { return contact };
+    let digits = |text: &str| text.chars().filter(char::is_ascii_digit).collect::<String>();
+    // The number again, however written (digits compared, or the same in E.164).
+    let is_the_number = |number: &str| {
+        dialable(name).is_some()
+            && (digits(name) == digits(number) || e164(name).is_some_and(|name| e164(number) == Some(name)))
+    };
+    if number.is_some_and(is_the_number) {
+        return contact;
+    }
+    if PLACEHOLDERS.iter().any(|placeholder| name.eq_ignore_ascii_case(placeholder)) {
+        return contact.or_else(|| Some(name.to_owned()));
+    }
+    Some(name.to_owned())
+}
+
 /// The agent's other live calls (the one on hold during a consultation, a call waiting), each
 /// with a button that brings it into the pop, so every call at the desk can be worked.
 #[component]
@@ -185,7 +336,7 @@ fn OtherCalls(
     chosen: RwSignal<Option<ExtensionId>>,
     call: Memo<Option<RwSignal<Call>>>,
     newest: Memo<Option<RwSignal<Call>>>,
-    picked: RwSignal<Option<CallId>>,
+    picked: RwSignal<Option<Pick>>,
 ) -> impl IntoView {
     let store = expect_context::<LiveStore>();
     let others = move || {
@@ -214,7 +365,17 @@ fn OtherCalls(
                     view! {
                         <li class="flex items-center justify-between gap-2 rounded bg-slate-800 px-2 py-1" data-other-call=hook>
                             <span>{line}</span>
-                            <button type="button" class="rounded bg-slate-700 px-2 text-xs" data-show-call="" on:click=move |_| picked.set(Some(id.clone()))>"Show"</button>
+                            <button
+                                type="button"
+                                class="rounded bg-slate-700 px-2 text-xs"
+                                data-show-call=""
+                                on:click=move |_| {
+                                    let newest = newest.get_untracked().map(|newest| newest.with_untracked(|n| n.id.clone()));
+                                    picked.set(Some(Pick { call: id.clone(), newest }));
+                                }
+                            >
+                                "Show"
+                            </button>
                         </li>
                     }
                 }).collect_view()}
@@ -251,9 +412,11 @@ fn ScreenPop(
     act_on_call: impl Fn(Action) + Copy + Send + Sync + 'static,
     run: impl Fn(Command) + Copy + Send + Sync + 'static,
     progress: RwSignal<Progress>,
+    consultation: RwSignal<Option<Consultation>>,
 ) -> impl IntoView {
     let store = expect_context::<LiveStore>();
     let clock = expect_context::<Clock>();
+    let working = move || progress.get().is_working();
     // My live leg in this call: its state picks the buttons, and where the provider reports
     // recording, only the controls it allows now are offered.
     let my_leg = move || {
@@ -294,7 +457,7 @@ fn ScreenPop(
     let history = LocalResource::new(move || {
         let (number, this_call) = (number.get(), this_call.clone());
         async move {
-            let Some(number) = number else { return Vec::new() };
+            let Some(number) = history_number(number) else { return Vec::new() };
             let url = format!("/api/v1/calls?number={}&limit=6", encode(&number));
             let calls = get_json::<Vec<Call>>(&url).await.unwrap_or_default();
             calls.into_iter().filter(|call| call.id != this_call).take(5).collect::<Vec<_>>()
@@ -304,7 +467,11 @@ fn ScreenPop(
         let settings = get_json::<serde_json::Value>("/api/v1/desk").await.ok()?;
         settings.get("crm_url")?.as_str().filter(|url| !url.is_empty()).map(str::to_owned)
     });
-    let name = move || other().name.or_else(|| contact.get().flatten().map(|contact| contact.name));
+    let name = move || {
+        let other = other();
+        let contact = contact.get().flatten().map(|contact| contact.name);
+        caller_name(other.name.as_deref(), other.number.as_deref(), contact)
+    };
     let call_id = id.clone();
     let crm_link = move || {
         let template = crm.get().flatten()?;
@@ -330,7 +497,7 @@ fn ScreenPop(
                     type="button"
                     data-action=action.as_str()
                     class="rounded bg-slate-700 px-3 py-1.5 text-sm hover:bg-slate-600 disabled:opacity-50"
-                    disabled=move || matches!(progress.get(), Progress::Working(_))
+                    disabled=working
                     on:click=move |_| act_on_call(action)
                 >
                     {label}
@@ -356,7 +523,7 @@ fn ScreenPop(
             if typing || event.ctrl_key() || event.meta_key() || event.alt_key() {
                 return;
             }
-            let busy = matches!(progress.get_untracked(), Progress::Working(_));
+            let busy = progress.get_untracked().is_working();
             let offered =
                 |action: Action, shown: Signal<bool>| !busy && shown.get_untracked() && untrack(|| can(action));
             match event.key().as_str() {
@@ -367,16 +534,17 @@ fn ScreenPop(
         });
         on_cleanup(move || handle.remove());
     }
-    // Consulting: this call is up while another of the agent's calls waits on hold. Then the
-    // transfer row offers to complete the transfer, and nothing else.
+    // Consulting: this call is the one to the colleague that the desk's consult command placed,
+    // while the call it put on hold still waits there. Then the transfer row offers to complete
+    // the transfer, and nothing else; a call merely held beside this one changes nothing.
+    let this_pop = id.clone();
     let consulting = Signal::derive(move || {
-        let Some(me) = chosen.get() else { return false };
-        store.calls_at(&me).into_iter().filter(|other| *other != call).any(|other| {
-            other.with(|other| {
-                other.ended_at.is_none()
-                    && other.legs.iter().any(|leg| leg.extension.as_ref() == Some(&me) && leg.state == LegState::Held)
-            })
-        })
+        let (Some(me), Some(consultation)) = (chosen.get(), consultation.get()) else { return false };
+        let held_still = store
+            .calls_at(&me)
+            .into_iter()
+            .any(|other| other.with(|other| other.id == consultation.held && is_held_at(other, &me)));
+        consultation.is_on(&this_pop, held_still)
     });
     view! {
         <div data-call=id.to_string() class="mt-4 rounded-lg border border-amber-400/60 bg-slate-900 p-4">
@@ -427,17 +595,17 @@ fn ScreenPop(
                         on:input=move |event| target.set(event_target_value(&event))
                     />
                     <Show when=move || can(Action::BlindTransfer)>
-                        <button type="button" data-action="blind_transfer" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::BlindTransfer)>"Blind transfer"</button>
+                        <button type="button" data-action="blind_transfer" class="rounded bg-slate-700 px-3 py-1.5 text-sm disabled:opacity-50" disabled=working on:click=move |_| transfer(Action::BlindTransfer)>"Blind transfer"</button>
                     </Show>
                     <Show when=move || can(Action::Consult)>
-                        <button type="button" data-action="consult" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::Consult)>"Consult"</button>
+                        <button type="button" data-action="consult" class="rounded bg-slate-700 px-3 py-1.5 text-sm disabled:opacity-50" disabled=working on:click=move |_| transfer(Action::Consult)>"Consult"</button>
                     </Show>
                 </div>
             </Show>
             <Show when=move || answered.get() && consulting.get() && can(Action::CompleteTransfer)>
                 <div class="mt-3 flex flex-wrap items-center gap-2">
                     <span class="text-sm text-slate-300">"Your other call is on hold."</span>
-                    <button type="button" data-action="complete_transfer" class="rounded bg-slate-700 px-3 py-1.5 text-sm" on:click=move |_| transfer(Action::CompleteTransfer)>"Complete transfer"</button>
+                    <button type="button" data-action="complete_transfer" class="rounded bg-slate-700 px-3 py-1.5 text-sm disabled:opacity-50" disabled=working on:click=move |_| transfer(Action::CompleteTransfer)>"Complete transfer"</button>
                 </div>
             </Show>
             <div class="mt-3 text-sm" data-previous-calls="">
@@ -522,8 +690,7 @@ fn RecentCalls(
                 Some(view! {
                     <ul class="mt-1">
                         {rows.into_iter().map(|row| {
-                            // Withheld and anonymous callers have nothing to call back.
-                            let number = row.party.number.clone().filter(|number| crate::model::phone::dialable(number).is_some());
+                            let number = row.call_back.clone();
                             view! {
                                 <li class="flex items-center gap-2 border-b border-slate-800 py-1" data-recent-call=row.call.to_string()>
                                     <span class="w-4 text-slate-400" title=format::direction(row.direction)>{format::direction_arrow(row.direction)}</span>
@@ -536,7 +703,7 @@ fn RecentCalls(
                                             type="button"
                                             class="rounded bg-emerald-800 px-2 text-xs disabled:opacity-50"
                                             data-action="call_back"
-                                            disabled=move || matches!(progress.get(), Progress::Working(_))
+                                            disabled=move || progress.get().is_working()
                                             on:click={let number = number.clone(); move |_| call_back(number.clone())}
                                         >
                                             "Call back"
@@ -560,6 +727,9 @@ struct RecentCall {
     party: Party,
     outcome: String,
     ended_at: Timestamp,
+    /// The number the Call back button dials; none for a withheld or anonymous caller, who has
+    /// nothing to call back, and none for a call a colleague answered, which was not missed.
+    call_back: Option<String>,
 }
 
 impl RecentCall {
@@ -569,12 +739,15 @@ impl RecentCall {
         let leg = call.legs.iter().rev().find(|leg| leg.extension.as_ref() == Some(me))?;
         let party = if leg.remote.number.is_some() { leg.remote.clone() } else { call.caller.clone() };
         let ended_at = leg.ended_at?;
+        let elsewhere = leg.answered_at.is_none() && leg.end_cause == Some(EndCause::AnsweredElsewhere);
         let outcome = match leg.answered_at {
             Some(answered) => format!("answered, {}", duration_text(ended_at - answered)),
+            None if elsewhere => format::end_cause(EndCause::AnsweredElsewhere).to_owned(),
             None if leg.direction == Direction::Inbound => "missed".to_owned(),
             None => "not answered".to_owned(),
         };
-        Some(Self { call: call.id.clone(), direction: leg.direction, party, outcome, ended_at })
+        let call_back = party.number.clone().filter(|number| !elsewhere && dialable(number).is_some());
+        Some(Self { call: call.id.clone(), direction: leg.direction, party, outcome, ended_at, call_back })
     }
 }
 
@@ -583,6 +756,7 @@ impl RecentCall {
 fn Contacts(
     chosen: RwSignal<Option<ExtensionId>>,
     run: impl Fn(Command) + Copy + Send + Sync + 'static,
+    progress: RwSignal<Progress>,
     can_dial: Signal<bool>,
 ) -> impl IntoView {
     let version = RwSignal::new(0u32);
@@ -658,7 +832,14 @@ fn Contacts(
                             <span class="flex-1">{contact.name.clone()}</span>
                             <span class="tabular-nums text-slate-300">{format::phone_number(&contact.number)}</span>
                             <Show when=move || can_dial.get()>
-                                <button type="button" class="rounded bg-emerald-800 px-2 text-xs" on:click={let to = to.clone(); move |_| dial(to.clone())}>"Call"</button>
+                                <button
+                                    type="button"
+                                    class="rounded bg-emerald-800 px-2 text-xs disabled:opacity-50"
+                                    disabled=move || progress.get().is_working()
+                                    on:click={let to = to.clone(); move |_| dial(to.clone())}
+                                >
+                                    "Call"
+                                </button>
                             </Show>
                             <button type="button" class="rounded bg-slate-700 px-2 text-xs" on:click=move |_| remove(id)>"Delete"</button>
                         </li>
@@ -693,6 +874,7 @@ fn Contacts(
 fn DialPad(
     chosen: RwSignal<Option<ExtensionId>>,
     run: impl Fn(Command) + Copy + Send + Sync + 'static,
+    progress: RwSignal<Progress>,
 ) -> impl IntoView {
     let number = RwSignal::new(String::new());
     let dial = move || {
@@ -712,7 +894,14 @@ fn DialPad(
                 prop:value=move || number.get()
                 on:input=move |event| number.set(event_target_value(&event))
             />
-            <button type="submit" data-action="dial" class="rounded bg-emerald-700 px-3 py-1 text-sm hover:bg-emerald-600">"Dial"</button>
+            <button
+                type="submit"
+                data-action="dial"
+                class="rounded bg-emerald-700 px-3 py-1 text-sm hover:bg-emerald-600 disabled:opacity-50"
+                disabled=move || progress.get().is_working()
+            >
+                "Dial"
+            </button>
         </form>
     }
 }
@@ -775,5 +964,119 @@ mod tests {
         assert_eq!((unanswered.outcome.as_str(), unanswered.direction), ("not answered", Direction::Outbound));
         // Someone else's call is not the agent's.
         assert!(RecentCall::of(&call("inbound", None, None), &ExtensionId::new("p", "a", "102")).is_none());
+    }
+
+    #[test]
+    fn a_call_a_colleague_answered_is_not_missed_and_not_called_back() {
+        let me = ExtensionId::new("p", "a", "101");
+        let missed = RecentCall::of(&call("inbound", None, Some("0299990001")), &me).unwrap();
+        assert_eq!(missed.call_back.as_deref(), Some("0299990001"));
+        let mut taken = call("inbound", None, Some("0299990001"));
+        taken.legs[0].end_cause = Some(EndCause::AnsweredElsewhere);
+        let taken = RecentCall::of(&taken, &me).unwrap();
+        assert_eq!((taken.outcome.as_str(), taken.call_back), ("answered elsewhere", None));
+        // A withheld caller has nothing to call back either.
+        let withheld = RecentCall::of(&call("inbound", None, Some("anonymous")), &me).unwrap();
+        assert_eq!((withheld.outcome.as_str(), withheld.call_back), ("missed", None));
+    }
+
+    #[test]
+    fn a_command_under_way_is_working() {
+        assert!(Progress::Working(Action::Dial).is_working());
+        for finished in [Progress::Idle, Progress::Done("done".into()), Progress::Refused("busy".into())] {
+            assert!(!finished.is_working(), "{finished:?}");
+        }
+    }
+
+    #[test]
+    fn a_pick_gives_way_to_a_new_call() {
+        let (held, talking, ringing) =
+            (CallId::new("p", "a", "c1"), CallId::new("p", "a", "c2"), CallId::new("p", "a", "c3"));
+        let pick = Pick { call: held, newest: Some(talking.clone()) };
+        assert!(pick.holds(Some(&talking)));
+        assert!(!pick.holds(Some(&ringing)), "a new call rings: the pop shows it");
+        assert!(!pick.holds(None));
+    }
+
+    #[test]
+    fn only_the_consultation_the_desk_placed_offers_to_complete_the_transfer() {
+        let (held, colleague, stranger) =
+            (CallId::new("p", "a", "c1"), CallId::new("p", "a", "c2"), CallId::new("p", "a", "c3"));
+        let asked = Consultation { held: held.clone(), call: None };
+        // Before the call to the colleague shows, nothing is the consultation.
+        assert!(!asked.is_on(&colleague, true));
+        assert_eq!(asked.clone().with_newest(Some(&held)), asked);
+        assert_eq!(asked.clone().with_newest(None), asked);
+        let placed = asked.with_newest(Some(&colleague));
+        assert_eq!(placed.call.as_ref(), Some(&colleague));
+        assert!(placed.is_on(&colleague, true));
+        assert!(!placed.is_on(&colleague, false), "the held call was resumed or hung up");
+        // A call that rings later is not the consultation, held call or not.
+        let later = placed.with_newest(Some(&stranger));
+        assert_eq!(later.call.as_ref(), Some(&colleague));
+        assert!(!later.is_on(&stranger, true));
+        assert!(!later.is_on(&held, true));
+    }
+
+    #[test]
+    fn a_held_call_is_held_by_the_agents_own_leg() {
+        let me = ExtensionId::new("p", "a", "101");
+        let mut held = call("inbound", Some(80_000), None);
+        held.ended_at = None;
+        held.legs[0].ended_at = None;
+        held.legs[0].state = LegState::Held;
+        assert!(is_held_at(&held, &me));
+        assert!(!is_held_at(&held, &ExtensionId::new("p", "a", "102")));
+        held.legs[0].state = LegState::Active;
+        assert!(!is_held_at(&held, &me));
+    }
+
+    #[test]
+    fn the_contacts_name_stands_in_for_a_provider_name_that_names_nobody() {
+        let ada = || Some("Ada Lovelace".to_owned());
+        let number = Some("+61299990000");
+        assert_eq!(caller_name(Some("ACME Pty"), number, ada()).as_deref(), Some("ACME Pty"));
+        let nobodies =
+            ["", "  ", "+61299990000", "0299990000", "02 9999 0000", "Unknown", "ANONYMOUS", "restricted", "Private"];
+        for nobody in nobodies {
+            assert_eq!(caller_name(Some(nobody), number, ada()).as_deref(), Some("Ada Lovelace"), "{nobody:?}");
+        }
+        assert_eq!(caller_name(None, number, ada()).as_deref(), Some("Ada Lovelace"));
+        // With no contact: a placeholder still says the name was withheld; the number is not
+        // repeated as a name.
+        assert_eq!(caller_name(Some("anonymous"), None, None).as_deref(), Some("anonymous"));
+        assert_eq!(caller_name(Some("0299990000"), number, None), None);
+        // A name with a digit in it is still a name.
+        assert_eq!(caller_name(Some("Bay 2"), Some("2"), ada()).as_deref(), Some("Bay 2"));
+    }
+
+    #[test]
+    fn only_a_dialable_number_has_previous_calls() {
+        assert_eq!(history_number(Some("+61299990000".into())).as_deref(), Some("+61299990000"));
+        assert_eq!(history_number(Some("201".into())).as_deref(), Some("201"));
+        for withheld in [None, Some(""), Some("anonymous"), Some("Restricted")] {
+            assert_eq!(history_number(withheld.map(str::to_owned)), None, "{withheld:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_extension_is_not_remembered() {
+        assert_eq!(remembered(Some("p/a/101".into())).as_deref(), Some("p/a/101"));
+        assert_eq!(remembered(Some(String::new())), None);
+        assert_eq!(remembered(None), None);
+    }
+
+    #[test]
+    fn an_outcome_is_not_left_on_the_next_calls_pop() {
+        let (first, next) = (CallId::new("p", "a", "c1"), CallId::new("p", "a", "c2"));
+        // A new call rings, or the agent brings another into the pop.
+        assert!(retires_outcome(Some(&first), Some(&next), Some(LegState::Ringing)));
+        assert!(retires_outcome(None, Some(&next), Some(LegState::Ringing)));
+        assert!(retires_outcome(Some(&first), Some(&next), Some(LegState::Held)));
+        // The call the agent's dial or consult placed, an empty pop, the same call: kept.
+        assert!(!retires_outcome(Some(&first), Some(&next), Some(LegState::RemoteRinging)));
+        assert!(!retires_outcome(Some(&first), Some(&next), Some(LegState::Initiating)));
+        assert!(!retires_outcome(Some(&first), None, None));
+        assert!(!retires_outcome(Some(&first), Some(&first), Some(LegState::Active)));
     }
 }

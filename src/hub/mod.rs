@@ -95,6 +95,7 @@ enum Input {
     Health { health: ConnectorHealth },
     Connectors { reply: oneshot::Sender<Vec<ConnectorHealth>> },
     QueueDay { queue: crate::model::QueueId, reply: oneshot::Sender<Option<crate::model::QueueDay>> },
+    Call { id: crate::model::CallId, reply: oneshot::Sender<Option<crate::model::Call>> },
 }
 
 /// Where a reconnecting client left off: its last `seq`, and the epoch that numbered it when
@@ -105,10 +106,39 @@ pub struct Resume {
     pub epoch: Option<u64>,
 }
 
+/// Rebuilds live state from the journal. The day starts where it started live, between the
+/// last event received before the reset and the first after it: what ended before it is
+/// forgotten, what is still up is kept, and news after it finds the state it found live.
+fn replay(state: &mut LiveState, journal: &[JournalEntry], day_start: Timestamp) {
+    let (before, after) = journal.split_at(journal.partition_point(|entry| entry.event.received_at < day_start));
+    for entry in before {
+        state.apply(&entry.event);
+    }
+    state.start_day(day_start);
+    for entry in after {
+        state.apply(&entry.event);
+    }
+}
+
+/// Deletes, beside the hub, the journal no replay reads any more (it would grow by every
+/// event of every day, and a start would read past all of it).
+fn forget_old_journal(store: &Store, day_start: Timestamp) {
+    let store = store.clone();
+    tokio::spawn(async move {
+        match store.forget_journal_before(day_start - REPLAY_BEFORE_DAY_MS).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "journal rows older than any replay deleted"),
+            Err(error) => tracing::warn!(%error, "could not delete old journal rows; trying again at the next day"),
+        }
+    });
+}
+
 /// A cheap handle to the hub task, shared by request handlers and connectors.
 #[derive(Clone)]
 pub struct Hub {
     inputs: mpsc::Sender<Input>,
+    /// Cancelled once the task has journaled what it was handed and stopped.
+    stopped: CancellationToken,
 }
 
 /// Settings of the figures day.
@@ -129,11 +159,8 @@ impl Hub {
             .with_members(settings.members.clone());
         let journal = store.journal_since(start - REPLAY_BEFORE_DAY_MS).await?;
         let replayed = journal.len();
-        for entry in &journal {
-            state.apply(&entry.event);
-        }
-        // What ended before the day began is forgotten now, what is still up is kept.
-        state.start_day(start);
+        replay(&mut state, &journal, start);
+        forget_old_journal(&store, start);
         state.retire_ended(now - RETIRE_AFTER_MS);
         let seq = store.last_seq().await?;
         tracing::info!(replayed, seq, "hub state rebuilt from today's journal");
@@ -151,8 +178,15 @@ impl Hub {
             snapshot: None,
             connectors: BTreeMap::new(),
         };
-        tokio::spawn(task.run(receiver, shutdown));
-        Ok(Self { inputs })
+        let stopped = CancellationToken::new();
+        tokio::spawn(task.run(receiver, shutdown, stopped.clone()));
+        Ok(Self { inputs, stopped })
+    }
+
+    /// Waits until the hub has stopped, after shutdown, with every event it was handed
+    /// journaled: a server that exits before then loses what connectors already moved past.
+    pub async fn stopped(&self) {
+        self.stopped.cancelled().await;
     }
 
     /// Hands an event to the hub without waiting: for connectors whose provider can resend.
@@ -206,6 +240,14 @@ impl Hub {
         answer.await.map_err(|_| HubError::Stopped)
     }
 
+    /// A call as the board shows it now; `None` when it is not on the board (unknown, or ended
+    /// a while ago). What a command about a call is checked against.
+    pub async fn call(&self, id: crate::model::CallId) -> Result<Option<crate::model::Call>, HubError> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs.send(Input::Call { id, reply }).await.map_err(|_| HubError::Stopped)?;
+        answer.await.map_err(|_| HubError::Stopped)
+    }
+
     pub async fn connectors(&self) -> Result<Vec<ConnectorHealth>, HubError> {
         let (reply, answer) = oneshot::channel();
         self.inputs.send(Input::Connectors { reply }).await.map_err(|_| HubError::Stopped)?;
@@ -255,7 +297,13 @@ struct Pending {
 }
 
 impl HubTask {
-    async fn run(mut self, mut receiver: mpsc::Receiver<Input>, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        mut receiver: mpsc::Receiver<Input>,
+        shutdown: CancellationToken,
+        stopped: CancellationToken,
+    ) {
+        let _stopped = stopped.drop_guard();
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_flush = Instant::now() - LINGER;
@@ -289,6 +337,17 @@ impl HubTask {
             self.process(batch).await;
             last_flush = Instant::now();
         }
+        // What was handed over before the end is journaled before the hub stops: a connector
+        // that fed it may already have moved its cursor past it.
+        receiver.close();
+        let mut batch = Vec::new();
+        while let Some(input) = receiver.recv().await {
+            batch.push(input);
+            if batch.len() == MAX_BATCH {
+                self.process(std::mem::take(&mut batch)).await;
+            }
+        }
+        self.process(batch).await;
         tracing::info!(seq = self.seq, "hub stopped");
     }
 
@@ -461,6 +520,9 @@ impl HubTask {
                 });
                 let _ = reply.send(day);
             }
+            Input::Call { id, reply } => {
+                let _ = reply.send(self.state.call(&id));
+            }
         }
     }
 
@@ -470,9 +532,13 @@ impl HubTask {
         let now = now_ms();
         self.close_stale(now).await;
         let queue = &self.settings.default_queue;
+        let day_before = self.state.day_start();
         let mut changes = self.state.start_day(day_start(now, &queue.reset_time, &queue.time_zone));
         changes.extend(self.state.retire_ended(now - RETIRE_AFTER_MS));
         self.publish(changes);
+        if self.state.day_start() > day_before {
+            forget_old_journal(&self.store, self.state.day_start());
+        }
     }
 
     /// Ends the legs, and closes the queue entries, no provider has said anything of for too
@@ -505,5 +571,58 @@ impl HubTask {
             }
         }
         self.flush(&mut pending).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CallId, Direction, EndCause, ExtensionId, LegId, LegReport, LegState, Origin, Party};
+
+    fn leg(at: Timestamp, leg: &str, extension: &str, state: LegState) -> Event {
+        let report = LegReport {
+            leg: LegId::new("p", "a", leg),
+            call: CallId::new("p", "a", "c"),
+            extension: Some(ExtensionId::new("p", "a", extension)),
+            state,
+            held_by: None,
+            direction: Direction::Inbound,
+            origin: Origin::Normal,
+            local: Party::default(),
+            remote: Party { number: Some("+61400000000".into()), ..Party::default() },
+            queue: None,
+            end_cause: state.is_ended().then_some(EndCause::NoAnswer),
+            raw_cause: None,
+            raw_state: format!("{state:?}"),
+            recording: None,
+            revision: 0,
+        };
+        Event::new("p", "a", at, EventKind::Leg(report))
+    }
+
+    fn board(state: &LiveState) -> String {
+        serde_json::to_string(&state.views_all()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_replay_starts_the_day_where_it_started_live() {
+        // A ring to 201 timed out just before the reset; the call rang on at 202 just after.
+        let events = [
+            leg(90_000, "l1", "201", LegState::Ringing),
+            leg(99_500, "l1", "201", LegState::Ended),
+            leg(101_000, "l2", "202", LegState::Ringing),
+        ];
+        let mut live = LiveState::default();
+        live.apply(&events[0]);
+        live.apply(&events[1]);
+        live.start_day(100_000);
+        live.apply(&events[2]);
+        let journal: Vec<JournalEntry> =
+            events.into_iter().enumerate().map(|(seq, event)| JournalEntry { seq: seq as u64 + 1, event }).collect();
+        let mut replayed = LiveState::default();
+        replay(&mut replayed, &journal, 100_000);
+        assert_eq!(board(&replayed), board(&live));
+        // Live, the reset forgot the first ring: the call is 202's alone.
+        assert_eq!(replayed.views_all().1[0].legs.len(), 1);
     }
 }

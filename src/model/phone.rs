@@ -4,18 +4,22 @@
 use serde::{Deserialize, Serialize};
 
 /// A number in E.164 when it can be made so (Australian national numbers get +61, `0011` is
-/// the international prefix); `None` for extensions and fragments.
+/// the international prefix, and the `(0)` of `+61 (0)2 ...` is dropped as `dialable` drops
+/// it, so both spellings match); `None` for extensions and fragments.
 pub fn e164(number: &str) -> Option<String> {
     let trimmed = number.trim();
-    let digits: String = trimmed.chars().filter(|c| c.is_ascii_digit()).collect();
-    let international = if trimmed.starts_with('+') {
-        digits
-    } else if let Some(international) = digits.strip_prefix("0011") {
-        international.to_owned()
-    } else if let Some(national) = digits.strip_prefix('0') {
-        format!("61{national}")
+    let digits = |text: &str| text.chars().filter(|c| c.is_ascii_digit()).collect::<String>();
+    let international = if let Some(rest) = trimmed.strip_prefix('+') {
+        digits(&rest.replacen("(0)", "", 1))
     } else {
-        return None;
+        let written = digits(trimmed);
+        if let Some(international) = written.strip_prefix("0011") {
+            international.to_owned()
+        } else if let Some(national) = written.strip_prefix('0') {
+            format!("61{national}")
+        } else {
+            return None;
+        }
     };
     (8..=15).contains(&international.len()).then(|| format!("+{international}"))
 }
@@ -63,6 +67,14 @@ mod tests {
         assert_eq!(e164("0011 44 20 7946 0000").as_deref(), Some("+442079460000"));
         assert_eq!(e164("201"), None);
         assert_eq!(e164("1234567"), None);
+    }
+
+    #[test]
+    fn the_trunk_zero_written_after_the_country_code_is_dropped() {
+        assert_eq!(e164("+61 (0)2 9999 0000").as_deref(), Some("+61299990000"));
+        assert_eq!(e164("+61(0)412 345 678").as_deref(), Some("+61412345678"));
+        // The same caller however written, as `dialable` reads it.
+        assert_eq!(e164("+61 (0)2 9999 0000"), e164(&dialable("+61 (0)2 9999 0000").unwrap()));
     }
 
     #[test]

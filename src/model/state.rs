@@ -329,6 +329,17 @@ impl LiveState {
         touched.calls.extend(after_touched.calls);
         touched.extensions.extend(after_touched.extensions);
         touched.queues.extend(after_touched.queues);
+        // A hidden call that is on again (a new ring after every leg had ended) is shown again:
+        // late news of its old legs cannot revive it, a live leg can.
+        for id in &touched.calls {
+            if self.calls.get(id).is_some_and(|record| record.retired)
+                && self.call_view_even_retired(id).is_some_and(|call| call.ended_at.is_none())
+            {
+                if let Some(record) = self.calls.get_mut(id) {
+                    record.retired = false;
+                }
+            }
+        }
         for queue in &touched.queues {
             for call in &touched.calls {
                 self.recount_entry(queue, call);
@@ -720,10 +731,14 @@ impl LiveState {
     }
 
     fn call_view(&self, id: &CallId) -> Option<Call> {
-        let record = self.calls.get(id)?;
-        if record.retired {
+        if self.calls.get(id)?.retired {
             return None;
         }
+        self.call_view_even_retired(id)
+    }
+
+    fn call_view_even_retired(&self, id: &CallId) -> Option<Call> {
+        let record = self.calls.get(id)?;
         let mut legs: Vec<Leg> =
             record.legs.iter().filter_map(|leg| self.legs.get(leg).map(|record| record.view(leg))).collect();
         if legs.is_empty() {
@@ -838,6 +853,11 @@ impl LiveState {
             figures: record.tally.figures(longest_waiting_since, agents),
             settings: record.settings.clone(),
         })
+    }
+
+    /// A call as the board shows it; `None` when it is not on the board.
+    pub fn call(&self, id: &CallId) -> Option<Call> {
+        self.call_view(id)
     }
 
     /// A queue's entries counted today (waiting and left), with its settings.

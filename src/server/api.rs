@@ -106,6 +106,40 @@ async fn connectors(State(state): State<AppState>) -> Result<Response, ApiError>
     Ok(Json(state.hub.connectors().await?).into_response())
 }
 
+/// Whether a command's ids fit together and fit the board: all of one provider, the leg one of
+/// the call's, and the extension one the call is still live at. A desk whose pop is a moment
+/// behind (the agent's leg already transferred away) must not hang up the caller now talking
+/// to a colleague, and no client acts on a call through an extension that is not on it.
+fn check_target(command: &Command, call: Option<&crate::model::Call>) -> Result<(), String> {
+    let providers = [
+        command.call.as_ref().map(|id| id.provider()),
+        command.leg.as_ref().map(|id| id.provider()),
+        command.extension.as_ref().map(|id| id.provider()),
+    ];
+    let mut named = providers.iter().flatten();
+    if let Some(first) = named.next() {
+        if let Some(other) = named.find(|provider| *provider != first) {
+            return Err(format!("the command names ids of two providers ({first:?} and {other:?})"));
+        }
+    }
+    let Some(id) = &command.call else { return Ok(()) };
+    let Some(call) = call.filter(|call| call.ended_at.is_none()) else {
+        return Err(format!("call {id} is not live any more (ended, or not known)"));
+    };
+    if let Some(leg) = &command.leg {
+        if !call.legs.iter().any(|own| own.id == *leg) {
+            return Err(format!("leg {leg} is not a leg of call {id}"));
+        }
+    }
+    if let Some(extension) = &command.extension {
+        let live_here = call.legs.iter().any(|leg| leg.extension.as_ref() == Some(extension) && !leg.state.is_ended());
+        if !live_here {
+            return Err(format!("call {id} is not at extension {extension} any more"));
+        }
+    }
+    Ok(())
+}
+
 /// Routes a call-control command to the connector of the provider that owns its target, if
 /// that provider can do it. Success is only reported when the provider said it was done.
 async fn command(
@@ -134,6 +168,12 @@ async fn command(
             format!("no provider is named {provider:?}")
         }));
     };
+    if let Some(id) = &command.call {
+        let call = state.hub.call(id.clone()).await?;
+        check_target(&command, call.as_ref()).map_err(ApiError::Refused)?;
+    } else {
+        check_target(&command, None).map_err(ApiError::Refused)?;
+    }
     if !connector.capabilities().contains(&command.action) {
         return Err(ApiError::Refused(format!("provider {provider:?} does not allow {:?}", command.action)));
     }
@@ -143,5 +183,59 @@ async fn command(
         Ok(outcome) => Ok(Json(serde_json::json!({ "outcome": outcome })).into_response()),
         Err(CommandError::Refused(words)) => Err(ApiError::Refused(words)),
         Err(CommandError::Unreachable(reason)) => Err(ApiError::Upstream(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, Call, CallId, ExtensionId, Leg, LegId, LegState};
+
+    fn leg(id: &str, extension: &str, state: LegState) -> Leg {
+        let leg = serde_json::json!({
+            "id": format!("p/a/{id}"), "call": "p/a/c", "extension": format!("p/a/{extension}"),
+            "state": state, "direction": "inbound", "local": {}, "remote": {}, "created_at": 0,
+            "raw_state": "", "state_since": 0,
+        });
+        serde_json::from_value(leg).unwrap()
+    }
+
+    fn call(legs: Vec<Leg>) -> Call {
+        let call = serde_json::json!({
+            "id": "p/a/c", "direction": "inbound", "origin": crate::model::Origin::Normal, "caller": {}, "started_at": 0,
+            "legs": legs,
+        });
+        serde_json::from_value(call).unwrap()
+    }
+
+    fn hangup(extension: &str) -> Command {
+        Command {
+            action: Action::Hangup,
+            call: Some(CallId::new("p", "a", "c")),
+            leg: None,
+            extension: Some(ExtensionId::new("p", "a", extension)),
+            number: None,
+        }
+    }
+
+    #[test]
+    fn a_command_acts_only_through_an_extension_the_call_is_live_at() {
+        // 201 blind-transferred the caller to 202: 201's leg has ended, 202 talks.
+        let transferred = call(vec![leg("l1", "201", LegState::Ended), leg("l2", "202", LegState::Active)]);
+        assert!(check_target(&hangup("202"), Some(&transferred)).is_ok());
+        let refused = check_target(&hangup("201"), Some(&transferred)).unwrap_err();
+        assert!(refused.contains("not at extension"), "{refused}");
+        assert!(check_target(&hangup("203"), Some(&transferred)).is_err());
+        // A call no longer on the board.
+        assert!(check_target(&hangup("202"), None).unwrap_err().contains("not live"));
+        // A leg of another call.
+        let other_leg = Command { leg: Some(LegId::new("p", "a", "l9")), ..hangup("202") };
+        assert!(check_target(&other_leg, Some(&transferred)).is_err());
+        // Ids of two providers.
+        let mixed = Command { extension: Some(ExtensionId::new("q", "a", "202")), ..hangup("202") };
+        assert!(check_target(&mixed, Some(&transferred)).unwrap_err().contains("two providers"));
+        // A dial names no call: nothing to check against the board.
+        let dial = Command::dial(ExtensionId::new("p", "a", "201"), "0299990000".into());
+        assert!(check_target(&dial, None).is_ok());
     }
 }

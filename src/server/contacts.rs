@@ -111,9 +111,11 @@ fn is_csv(headers: &HeaderMap) -> bool {
 }
 
 /// The contacts in a CSV text with the line each starts on, and for each row that is not one,
-/// its line and why.
+/// its line and why. A leading byte order mark is not part of the text: Excel's "CSV UTF-8"
+/// starts with one, which would otherwise be read into the first header (`\u{feff}name`).
 #[allow(clippy::type_complexity)]
 pub fn parse_csv(text: &str) -> Result<(Vec<(u64, Contact)>, Vec<(u64, String)>), String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|error| format!("the CSV header cannot be read: {error}"))?.clone();
     let column = |name: &str| headers.iter().position(|header| header.eq_ignore_ascii_case(name));
@@ -200,6 +202,15 @@ mod tests {
         let lines: Vec<u64> = skipped.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, vec![5, 6]);
         assert!(skipped[0].1.starts_with("line 5: \"0412 345 678 (mobile)\" is not a number to dial"), "{skipped:?}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_from_excel_is_not_read_into_the_header() {
+        let (contacts, skipped) = parse_csv("\u{feff}name,number\nAda,0299990000\n").unwrap();
+        let read: Vec<(u64, &str, &str)> =
+            contacts.iter().map(|(line, c)| (*line, c.name.as_str(), c.number.as_str())).collect();
+        assert_eq!(read, vec![(2, "Ada", "0299990000")]);
+        assert!(skipped.is_empty(), "{skipped:?}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
         finishing.extend(started.finishing);
     }
     let connectors = Arc::new(connectors);
+    let hub_stopped = hub.clone();
     let state =
         AppState { leptos_options, hub, store, connectors, config: Arc::new(config), shutdown: shutdown.clone() };
     let app = router::router(state);
@@ -75,6 +76,10 @@ pub async fn serve(config: config::Config) -> Result<(), ServeError> {
     let tidied = tokio::time::timeout(std::time::Duration::from_secs(10), futures::future::join_all(finishing)).await;
     if tidied.is_err() {
         tracing::warn!("connectors did not finish within 10 s of shutdown");
+    }
+    // Then the hub journals what it was handed.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), hub_stopped.stopped()).await.is_err() {
+        tracing::warn!("the hub did not journal its last events within 10 s of shutdown");
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,6 +1,7 @@
 //! The contact list in SQLite.
 
 use super::{Store, StoreError};
+use crate::model::phone::dialable;
 use crate::model::{e164, Contact};
 use sqlx::Row;
 
@@ -12,20 +13,28 @@ fn contact(row: &sqlx::sqlite::SqliteRow) -> Contact {
 }
 
 impl Store {
-    /// Contacts by name, optionally only those whose number matches `number` (in E.164).
+    /// Contacts by name, optionally only those whose number matches `number`: in E.164 when it
+    /// reads so (any spelling of the same number), else exactly as written or in its dialable
+    /// form (1300 numbers, internal extensions), which `contacts_number` finds; nothing for a
+    /// "number" that is neither (`anonymous`).
     pub async fn contacts(&self, number: Option<&str>) -> Result<Vec<Contact>, StoreError> {
-        let normal = number.and_then(e164);
-        if number.is_some() && normal.is_none() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "SELECT id, name, number, company FROM contacts WHERE (? IS NULL OR e164 = ?) ORDER BY name, id LIMIT ?",
-        )
-        .bind(normal.as_deref())
-        .bind(normal.as_deref())
-        .bind(i64::from(MAX_CONTACTS))
-        .fetch_all(&self.pool)
-        .await?;
+        let query = match number {
+            None => sqlx::query("SELECT id, name, number, company FROM contacts ORDER BY name, id LIMIT ?"),
+            Some(number) => match (e164(number), dialable(number)) {
+                (Some(normal), _) => sqlx::query(
+                    "SELECT id, name, number, company FROM contacts WHERE e164 = ? ORDER BY name, id LIMIT ?",
+                )
+                .bind(normal),
+                (None, Some(dialled)) => sqlx::query(
+                    "SELECT id, name, number, company FROM contacts
+                     WHERE number IN (?, ?) AND e164 IS NULL ORDER BY name, id LIMIT ?",
+                )
+                .bind(number.trim().to_owned())
+                .bind(dialled),
+                (None, None) => return Ok(Vec::new()),
+            },
+        };
+        let rows = query.bind(i64::from(MAX_CONTACTS)).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(contact).collect())
     }
 
@@ -113,5 +122,48 @@ impl Store {
     pub async fn delete_contact(&self, id: i64) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM contacts WHERE id = ?").bind(id).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_contact(name: &str, number: &str) -> Contact {
+        Contact { id: 0, name: name.into(), number: number.into(), company: None }
+    }
+
+    #[tokio::test]
+    async fn numbers_without_an_e164_form_are_looked_up_as_written_or_dialled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("contacts.db")).await.unwrap();
+        let contacts = [
+            new_contact("Helpdesk", "1300 123 456"),
+            new_contact("Reception", "201"),
+            new_contact("Ada", "02 9999 0000"),
+        ];
+        let saved = store.save_contacts(&contacts).await.unwrap();
+        assert_eq!(saved.len(), 3);
+        let names = |found: Vec<Contact>| found.into_iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(names(store.contacts(Some("1300 123 456")).await.unwrap()), ["Helpdesk"]);
+        assert_eq!(names(store.contacts(Some("201")).await.unwrap()), ["Reception"]);
+        // As the provider sends it.
+        assert_eq!(names(store.contacts(Some("+61 (0)2 9999 0000")).await.unwrap()), ["Ada"]);
+        assert!(store.contacts(Some("202")).await.unwrap().is_empty());
+        assert!(store.contacts(Some("anonymous")).await.unwrap().is_empty());
+        assert_eq!(store.contacts(None).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_number_without_an_e164_form_is_looked_up_by_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("plan.db")).await.unwrap();
+        let plan = store
+            .query_plan(
+                "SELECT id, name, number, company FROM contacts
+                 WHERE number IN ('1300 123 456', '1300123456') AND e164 IS NULL ORDER BY name, id LIMIT 10",
+            )
+            .await;
+        assert!(plan.iter().any(|step| step.contains("USING INDEX contacts_number")), "{plan:?}");
     }
 }

@@ -10,8 +10,8 @@
 
 use super::wire::CallEntry;
 use crate::model::{
-    CallId, Direction, EndCause, ExtensionId, HeldBy, Leg, LegId, LegReport, LegState, Origin, Party, Recording,
-    RecordingState, Timestamp,
+    Action, CallId, Direction, EndCause, ExtensionId, HeldBy, Leg, LegId, LegReport, LegState, Origin, Party,
+    Recording, RecordingState, Timestamp,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -73,7 +73,10 @@ pub fn party(address: Option<&str>, call_type: Option<&str>) -> Party {
     Party { number: Some(bare), name: None, extension }
 }
 
-/// The recording an entry reports, if it says anything of recording.
+/// The recording an entry reports, if it says anything of recording. The seed marks
+/// `allowedRecordingControls` conditional (only `recorded` is always sent): when Netaxis leaves
+/// it out, the controls are the ones the recording state permits ([`controls_for`]), so the desk
+/// still offers the buttons that work; the list Netaxis sends, when it sends one, wins.
 pub fn recording(entry: &CallEntry) -> Option<Recording> {
     let state = match (entry.recording_state, entry.recorded) {
         (Some(state), _) => state,
@@ -82,7 +85,24 @@ pub fn recording(entry: &CallEntry) -> Option<Recording> {
         (None, None) if entry.recording_controls.is_some() => RecordingState::Off,
         (None, None) => return None,
     };
-    Some(Recording { state, controls: entry.recording_controls.clone().unwrap_or_default() })
+    let controls = match &entry.recording_controls {
+        Some(sent) => sent.clone(),
+        None => controls_for(state),
+    };
+    Some(Recording { state, controls })
+}
+
+/// The recording controls a recording state permits, for a reply without
+/// `allowedRecordingControls`: what BroadWorks allows in that state (the seed's list of
+/// controls), so "Netaxis did not say" is never read as "nothing is allowed".
+pub fn controls_for(state: RecordingState) -> Vec<Action> {
+    match state {
+        RecordingState::Off => vec![Action::RecordStart],
+        RecordingState::Pending => vec![Action::RecordStop],
+        RecordingState::Started => vec![Action::RecordPause, Action::RecordStop],
+        RecordingState::Paused => vec![Action::RecordResume, Action::RecordStop],
+        RecordingState::Failed => Vec::new(),
+    }
 }
 
 /// What one call of `user` says of its leg, unstamped.
@@ -389,6 +409,33 @@ mod tests {
         assert_eq!(*at, answer + 3_000, "a change of details keeps the time in state");
         assert!(statement.revision >= (answer + 4_000) as u64);
         assert_eq!(statement.recording.as_ref().unwrap().state, RecordingState::Started);
+    }
+
+    #[test]
+    fn recording_controls_left_out_are_those_the_state_permits_and_a_sent_list_wins() {
+        let details = |value: serde_json::Value| recording(&call_entry(&value).unwrap());
+        // Seed 004: `recorded` is always sent, `allowedRecordingControls` only conditionally.
+        let off = details(json!({"callId": "c:0", "state": "Active", "recorded": false}));
+        assert_eq!(off, Some(Recording { state: RecordingState::Off, controls: vec![Action::RecordStart] }));
+        let on = details(json!({"callId": "c:0", "state": "Active", "recorded": true}));
+        assert_eq!(
+            on,
+            Some(Recording { state: RecordingState::Started, controls: vec![Action::RecordPause, Action::RecordStop] })
+        );
+        let paused = details(json!({"callId": "c:0", "recorded": true, "recordingState": "Pause:"}));
+        assert_eq!(paused.unwrap().controls, vec![Action::RecordResume, Action::RecordStop]);
+        let pending = details(json!({"callId": "c:0", "recorded": false, "recordingState": "Pending"}));
+        assert_eq!(pending.unwrap().controls, vec![Action::RecordStop]);
+        let failed = details(json!({"callId": "c:0", "recorded": false, "recordingState": "Failed"}));
+        assert_eq!(failed.unwrap().controls, Vec::<Action>::new());
+        // What Netaxis sends is what is allowed, "none" included.
+        let none = details(json!({"callId": "c:0", "recorded": false, "allowedRecordingControls": "none"}));
+        assert_eq!(none, Some(Recording { state: RecordingState::Off, controls: Vec::new() }));
+        let seed = details(json!({
+            "callId": "c:0", "recorded": true, "recordingState": "Started", "allowedRecordingControls": "record",
+        }));
+        assert_eq!(seed.unwrap().controls, vec![Action::RecordStart]);
+        assert_eq!(details(json!({"callId": "c:0", "state": "Active"})), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod wire;
 use super::{CommandError, Connector};
 use crate::connectors::rest::RestError;
 use crate::hub::{now_ms, Hub, HubError};
-use crate::model::{Action, Command, ConnectorHealth, Event, EventKind, LegId, LegState, Recording};
+use crate::model::{Action, Command, ConnectorHealth, Event, EventKind, LegId, LegState, Recording, RecordingState};
 use futures::future::BoxFuture;
 use mapping::{Ids, Legs, User};
 use serde::{Deserialize, Serialize};
@@ -421,11 +421,11 @@ impl Shared {
                 budget -= 1;
                 match self.api.details(&user.id, &entry.call_id).await {
                     Ok(details) => {
-                        report.recording =
-                            Some(mapping::recording(&details).unwrap_or(Recording {
-                                state: crate::model::RecordingState::Off,
-                                controls: Vec::new(),
-                            }));
+                        // Details that say nothing of recording: not recording, with what that permits.
+                        report.recording = Some(mapping::recording(&details).unwrap_or_else(|| Recording {
+                            state: RecordingState::Off,
+                            controls: mapping::controls_for(RecordingState::Off),
+                        }));
                         fetched = true;
                     }
                     // Gone meanwhile: the next list says so.
@@ -548,6 +548,21 @@ impl Shared {
         }
     }
 
+    /// The user's calls besides `leg`, each with the other party: what a `reconnect` of `leg`
+    /// would release ("retrieve the specified held call and release all other calls", seed
+    /// 004). As the last poll saw them; ordered, so the words are stable.
+    fn other_calls(&self, user: &str, leg: &LegId) -> Vec<(LegId, String)> {
+        let inner = self.lock();
+        let mut others: Vec<(LegId, String)> = inner
+            .legs
+            .iter()
+            .filter(|(id, memory)| memory.user == user && *id != leg)
+            .map(|(id, memory)| (id.clone(), party_name(&memory.report.remote)))
+            .collect();
+        others.sort();
+        others
+    }
+
     fn mark_details_due(&self, leg: &LegId) {
         if let Some(memory) = self.lock().legs.get_mut(leg) {
             memory.details_due = memory.details_due.saturating_add(1);
@@ -596,17 +611,50 @@ impl Shared {
                 }
                 let created = match self.api.dial(&user, &number).await {
                     Ok(created) => created,
+                    Err(error) if held_by_us => return Err(words(error)),
                     Err(error) => {
-                        // Back to the caller rather than leaving them on hold.
-                        if !held_by_us {
+                        // Back to the caller rather than leaving them on hold, unless `reconnect`
+                        // would also release the user's other calls: then the caller stays held.
+                        let others = self.other_calls(&user, &leg);
+                        if others.is_empty() {
                             let _ = self.api.modify(&user, &call_id, &Modify::Reconnect).await;
+                            return Err(words(error));
                         }
-                        return Err(words(error));
+                        let note = format!(
+                            "the caller stays on hold, since resuming from here would hang up {}: resume it on \
+                             the phone",
+                            your_other_calls(&others)
+                        );
+                        return Err(noted(words(error), &note));
                     }
                 };
                 let consult = self.ids().leg(&user, &created.call_id);
                 self.lock().consults.insert(leg, consult);
                 Ok(format!("consulting {number}; the caller is on hold"))
+            }
+            Action::Resume => {
+                let (leg, user, call_id) = self.target(&command)?;
+                // `reconnect`, the Call Service's only way back to a held call, releases every
+                // other call of the user: refused while there are any, but for the consultation the
+                // desk started from this call, which going back to the caller is meant to end.
+                let consultation = self.lock().consults.get(&leg).cloned();
+                let (ended, kept): (Vec<_>, Vec<_>) = self
+                    .other_calls(&user, &leg)
+                    .into_iter()
+                    .partition(|(other, _)| Some(other) == consultation.as_ref());
+                if !kept.is_empty() {
+                    return Err(CommandError::Refused(format!(
+                        "resuming from here would hang up {}: Netaxis resumes a held call only by releasing \
+                         all the user's other calls. Resume it on the phone, or end the other calls first",
+                        your_other_calls(&kept)
+                    )));
+                }
+                self.api.modify(&user, &call_id, &Modify::Reconnect).await.map_err(words)?;
+                self.mark_details_due(&leg);
+                Ok(match ended.first() {
+                    Some((_, party)) => format!("resumed; the consultation with {party} was hung up"),
+                    None => "resumed".into(),
+                })
             }
             Action::CompleteTransfer => {
                 let (leg, user, _) = self.target(&command)?;
@@ -619,42 +667,62 @@ impl Shared {
                 let (leg, user, call_id) = self.target(&command)?;
                 let (modify, done) = match action {
                     Action::Hold => (Modify::Hold, "on hold"),
-                    Action::Resume => (Modify::Reconnect, "resumed"),
                     Action::BlindTransfer => (Modify::BlindTransfer { phone_number: number()? }, "transferred"),
                     Action::RecordStart => (Modify::StartRecording, "recording"),
                     Action::RecordPause => (Modify::PauseRecording, "recording paused"),
                     Action::RecordResume => (Modify::ResumeRecording, "recording resumed"),
                     _ => (Modify::StopRecording, "recording stopped"),
                 };
-                // Decided on the call's details as they are now, not as the last poll saw them.
-                let recording = match is_recording_action(action) {
-                    true => {
-                        self.api.details(&user, &call_id).await.ok().and_then(|details| mapping::recording(&details))
-                    }
+                // Decided on the call's details as they are now, not as the last poll saw them,
+                // and refused here only on the list Netaxis sent: without one, Netaxis decides.
+                let details = match is_recording_action(action) {
+                    true => self.api.details(&user, &call_id).await.ok(),
                     false => None,
                 };
-                if let Some(recording) = recording {
-                    if !recording.controls.contains(&action) {
-                        let allowed: Vec<String> = recording.controls.iter().map(|a| action_name(*a)).collect();
+                if let Some((details, allowed)) =
+                    details.as_ref().and_then(|details| Some((details, details.recording_controls.as_ref()?)))
+                {
+                    if !allowed.contains(&action) {
+                        let state = mapping::recording(details).map_or(RecordingState::Off, |shown| shown.state);
+                        let allowed: Vec<String> = allowed.iter().map(|a| action_name(*a)).collect();
                         return Err(CommandError::Refused(format!(
-                            "Netaxis does not allow that on this call now (recording {:?}; allowed: {})",
-                            recording.state,
+                            "Netaxis does not allow that on this call now (recording {state:?}; allowed: {})",
                             if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
                         )));
                     }
                 }
-                let others = action == Action::Resume
-                    && self.lock().legs.iter().any(|(id, memory)| memory.user == user && *id != leg);
                 self.api.modify(&user, &call_id, &modify).await.map_err(words)?;
                 self.mark_details_due(&leg);
-                // `reconnect` releases the user's other calls, a consultation among them.
-                Ok(if others {
-                    format!("{done}; the other calls at this extension were released")
-                } else {
-                    done.into()
-                })
+                Ok(done.into())
             }
         }
+    }
+}
+
+/// Who is on a call, for words to the user: the number, else the extension or the name.
+fn party_name(party: &crate::model::Party) -> String {
+    party
+        .number
+        .as_deref()
+        .or(party.extension.as_deref())
+        .or(party.name.as_deref())
+        .map_or_else(|| "an unknown number".to_owned(), str::to_owned)
+}
+
+/// "your other call with +32..." or "your 2 other calls (with +32..., 102)".
+fn your_other_calls(others: &[(LegId, String)]) -> String {
+    let parties: Vec<&str> = others.iter().map(|(_, party)| party.as_str()).collect();
+    match parties.as_slice() {
+        [one] => format!("your other call with {one}"),
+        many => format!("your {} other calls (with {})", many.len(), many.join(", ")),
+    }
+}
+
+/// The same refusal with a note after the provider's words.
+fn noted(error: CommandError, note: &str) -> CommandError {
+    match error {
+        CommandError::Refused(words) => CommandError::Refused(format!("{words}; {note}")),
+        CommandError::Unreachable(words) => CommandError::Unreachable(format!("{words}; {note}")),
     }
 }
 

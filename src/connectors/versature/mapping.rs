@@ -84,15 +84,17 @@ fn call_key<'a>(from: &'a Endpoint, to: &'a Endpoint) -> Result<&'a str, String>
 }
 
 /// The reports a call message makes, each with its time: one per endpoint that is our user.
+/// None when neither endpoint is a user: a well-formed message about nobody we show, which
+/// Integrate still expects a 200 for.
 pub fn call_reports(
     ids: &Ids,
     message: &CallMessage,
     received: Timestamp,
 ) -> Result<Vec<(LegReport, Timestamp)>, String> {
-    let call = call_key(&message.from, &message.to)?;
     if message.from.user.is_none() && message.to.user.is_none() {
-        return Err("neither endpoint is a Versature user".into());
+        return Ok(Vec::new());
     }
+    let call = call_key(&message.from, &message.to)?;
     let start = message.time_start;
     let latest = message.time_answer.or(start);
     let mut reports = Vec::new();
@@ -114,11 +116,30 @@ pub fn call_reports(
     Ok(reports)
 }
 
+/// A CDR's endpoint id as call messages carry it. Seed 001's CDRs put a timestamp and a dash
+/// before the endpoint's id (`20150304190127063799-a5ce697165aca204d39dde1a4446c1a0`) where
+/// call messages give the bare id (`e351b3325aa18832e3aa36948d012424`); without the prefix the
+/// CDR's legs and call are the ones the call messages made, not a second copy of the call.
+pub fn cdr_endpoint_id(id: &str) -> &str {
+    match id.split_once('-') {
+        Some((stamp, bare)) if !stamp.is_empty() && !bare.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit()) => {
+            bare
+        }
+        _ => id,
+    }
+}
+
 /// The reports a CDR makes for each endpoint that is our user: set up at `start_time`, answered
 /// at `answer_time` when there is one, ended at `end_time` (or start plus `duration`), so the
-/// history gets the provider's own times and an end cause the call messages cannot give.
+/// history gets the provider's own times and an end cause the call messages cannot give. Keyed
+/// on the endpoint ids without the CDR's timestamp prefix ([`cdr_endpoint_id`]).
 pub fn cdr_reports(ids: &Ids, cdr: &Cdr) -> Result<Vec<(LegReport, Timestamp)>, String> {
-    let call = call_key(&cdr.from, &cdr.to)?;
+    let bare = |endpoint: &Endpoint| Endpoint {
+        call_id: endpoint.call_id.as_deref().map(|id| cdr_endpoint_id(id).to_owned()),
+        ..endpoint.clone()
+    };
+    let (from, to) = (bare(&cdr.from), bare(&cdr.to));
+    let call = call_key(&from, &to)?;
     let start = cdr.start_time.ok_or("a CDR without start_time")?;
     let end = match (cdr.end_time, cdr.duration) {
         (Some(end), _) => end,
@@ -133,7 +154,7 @@ pub fn cdr_reports(ids: &Ids, cdr: &Cdr) -> Result<Vec<(LegReport, Timestamp)>, 
         return Err("a CDR that ends before it starts".into());
     }
     let mut reports = Vec::new();
-    for (endpoint, other, outward) in [(&cdr.from, &cdr.to, true), (&cdr.to, &cdr.from, false)] {
+    for (endpoint, other, outward) in [(&from, &to, true), (&to, &from, false)] {
         let setup = if outward { LegState::Initiating } else { LegState::Ringing };
         let Some(report) = ids.report(call, (endpoint, other), outward, false, setup) else { continue };
         reports.push((LegReport { raw_state: "cdr".into(), ..report.clone() }, start));
@@ -165,6 +186,56 @@ mod tests {
         assert_eq!(leg_state(Some("progressing"), Some("ringing")), LegState::RemoteRinging);
         assert_eq!(leg_state(Some("progressing"), Some("progressing")), LegState::Initiating);
         assert_eq!(leg_state(Some("on fire"), None), LegState::Unknown);
+    }
+
+    #[test]
+    fn cdr_ids_lose_their_timestamp_prefix_and_join_the_call_messages_legs() {
+        assert_eq!(
+            cdr_endpoint_id("20150304190127063799-a5ce697165aca204d39dde1a4446c1a0"),
+            "a5ce697165aca204d39dde1a4446c1a0"
+        );
+        assert_eq!(cdr_endpoint_id("e351b3325aa18832e3aa36948d012424"), "e351b3325aa18832e3aa36948d012424");
+        for kept in ["-abc", "123-", "12a-abc", "abc-def", ""] {
+            assert_eq!(cdr_endpoint_id(kept), kept);
+        }
+        let ids = Ids { provider: "v", account: "a" };
+        let endpoint = |user: Option<&str>, call_id: &str| Endpoint {
+            user: user.map(str::to_owned),
+            call_id: Some(call_id.to_owned()),
+            ..Endpoint::default()
+        };
+        let message = CallMessage {
+            from: endpoint(None, "e351b3325aa18832e3aa36948d012424"),
+            to: endpoint(Some("126"), "abcdb3325aa18832e3aa36948d012424"),
+            time_start: Some(10_000),
+            ..CallMessage::default()
+        };
+        let live = call_reports(&ids, &message, 20_000).unwrap();
+        let cdr = Cdr {
+            from: endpoint(None, "20161124155312000000-e351b3325aa18832e3aa36948d012424"),
+            to: endpoint(Some("126"), "20161124155312000000-abcdb3325aa18832e3aa36948d012424"),
+            start_time: Some(10_000),
+            end_time: Some(30_000),
+            ..Cdr::default()
+        };
+        let history = cdr_reports(&ids, &cdr).unwrap();
+        assert_eq!(history.len(), 2, "set up and ended");
+        for (report, _) in &history {
+            assert_eq!((&report.leg, &report.call), (&live[0].0.leg, &live[0].0.call));
+        }
+    }
+
+    #[test]
+    fn a_message_about_no_user_makes_no_report_and_no_error() {
+        let ids = Ids { provider: "v", account: "a" };
+        let nobody = |call_id: Option<&str>| Endpoint { call_id: call_id.map(str::to_owned), ..Endpoint::default() };
+        for (from, to) in [(nobody(Some("a")), nobody(Some("b"))), (nobody(None), nobody(None))] {
+            let message = CallMessage { from, to, ..CallMessage::default() };
+            assert_eq!(call_reports(&ids, &message, 1_000), Ok(Vec::new()));
+        }
+        let user_without_id =
+            CallMessage { to: Endpoint { user: Some("126".into()), ..Endpoint::default() }, ..CallMessage::default() };
+        assert!(call_reports(&ids, &user_without_id, 1_000).unwrap_err().contains("no call_id"));
     }
 
     #[test]

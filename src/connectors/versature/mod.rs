@@ -62,8 +62,10 @@ pub struct VersatureConfig {
     /// Users (extensions) to subscribe to; empty means the whole domain.
     #[serde(default)]
     pub users: Vec<String>,
-    /// Whether to subscribe to CDRs as well (call history with the provider's times).
-    #[serde(default = "yes")]
+    /// Whether to subscribe to CDRs as well (call history with the provider's times). Off
+    /// unless asked for: the seed says CDR subscriptions "are currently in BETA and should not
+    /// be used in production systems".
+    #[serde(default)]
     pub cdrs: bool,
     /// The subscription's lifetime asked for, seconds (at most a week).
     #[serde(default = "default_expires_in")]
@@ -79,10 +81,6 @@ fn default_base_url() -> String {
 
 fn default_api_version() -> String {
     "1.2.0".into()
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn default_expires_in() -> u64 {
@@ -433,14 +431,21 @@ impl Shared {
                 tracing::info!(provider = %self.name, %state, %msg, "Versature subscription message");
                 match state.as_str() {
                     "preparing" | "ready" => self.set_state(state, &[]).await,
-                    other => {
-                        return refuse(format!("a subscription message in an unknown state {:?}", wire_shown(other)))
-                            .await
-                    }
+                    // Acknowledged all the same: the seed asks for a 200 to every message, and a
+                    // state it does not document is no fault of the delivery.
+                    other => tracing::info!(
+                        provider = %self.name,
+                        state = %wire_shown(other),
+                        "Versature subscription message in a state Callboard does not know; ignored"
+                    ),
                 }
                 Vec::new()
             }
             Message::Call(call) => match call_reports(&ids, call, received) {
+                Ok(reports) if reports.is_empty() => {
+                    tracing::debug!(provider = %self.name, "Versature call message with no user endpoint; ignored");
+                    Vec::new()
+                }
                 Ok(reports) => reports.into_iter().map(|(report, at)| (report, at, None)).collect(),
                 Err(reason) => return refuse(reason).await,
             },
@@ -597,5 +602,19 @@ impl Connector for VersatureConnector {
 
     fn control(&self, command: Command) -> BoxFuture<'static, Result<String, CommandError>> {
         Box::pin(self.shared.clone().control(command))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdrs_are_asked_for_only_when_configured_since_integrate_calls_them_beta() {
+        let mut table = toml::Table::new();
+        table.insert("public_url".into(), "https://board.example.com".into());
+        assert!(!VersatureConfig::from_table(&table).unwrap().cdrs);
+        table.insert("cdrs".into(), true.into());
+        assert!(VersatureConfig::from_table(&table).unwrap().cdrs);
     }
 }

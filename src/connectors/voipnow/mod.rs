@@ -1,6 +1,6 @@
 //! The 4PSA VoipNow connector: Call Event callbacks (Dial-In, Dial-Out, Hangup and the two
 //! Answer events) received on one hook path per event type, and, with UnifiedAPI configured,
-//! the callbacks registered automatically and click-to-call, hold and hang-up through PhoneCalls.
+//! the callbacks registered automatically and click-to-call and hang-up through PhoneCalls.
 //!
 //! Callbacks carry no time and no sequence and may come twice or out of order, so each leg
 //! remembers how far it has come and a callback that would take it back is dropped as late:

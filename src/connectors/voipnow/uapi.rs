@@ -1,5 +1,5 @@
 //! VoipNow UnifiedAPI: OAuth token refresh, the PhoneCallEvents service (so each extension's
-//! Call Events point at our hook paths) and PhoneCalls (click-to-call, hold, hang up).
+//! Call Events point at our hook paths) and PhoneCalls (click-to-call, hang up).
 //!
 //! Shapes follow providers.md 3.2 to 3.4. What the documentation leaves open is read leniently:
 //! a list may be a bare array or an object with `entry`, ids may be numbers or strings.
@@ -14,8 +14,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// What UnifiedAPI lets us do from the desk.
-pub const CAPABILITIES: [Action; 3] = [Action::Dial, Action::Hold, Action::Hangup];
+/// What UnifiedAPI lets us do from the desk. Not hold: UnifiedAPI has `OnHold` but documents no
+/// way back, and no Call Event reports hold or resume (seed 002), so a caller held from the desk
+/// would stay held with the tile never showing it.
+pub const CAPABILITIES: [Action; 2] = [Action::Dial, Action::Hangup];
 /// Requests give up after this long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// A token is refreshed this long before it would expire.
@@ -235,16 +237,11 @@ impl UnifiedApi {
                 self.call(reqwest::Method::DELETE, &path, None).await?;
                 Ok("hung up".into())
             }
-            Action::Hold => {
-                let leg = leg.ok_or_else(|| CommandError::Refused("there is no live call there".into()))?;
-                let path = format!("/uapi/phoneCalls/@me/{}", encode(&leg.extension));
-                let calls = entries(&self.call(reqwest::Method::GET, &path, None).await?);
-                let (call, view) = find_view(&calls, leg.remote.as_deref())
-                    .ok_or_else(|| CommandError::Refused("VoipNow lists no such call at that extension".into()))?;
-                let body = json!({ "action": "OnHold", "phoneCallViewId": view });
-                self.call(reqwest::Method::PUT, &format!("{path}/{}", encode(&call)), Some(body)).await?;
-                Ok("on hold".into())
-            }
+            Action::Hold | Action::Resume => Err(CommandError::Refused(
+                "hold is left to the phone with VoipNow: its Call Events never say a call was held or \
+                 resumed, and UnifiedAPI documents no resume, so the board could neither show nor undo it"
+                    .into(),
+            )),
             other => Err(CommandError::Refused(format!("VoipNow's UnifiedAPI offers no {other:?}"))),
         }
     }
@@ -255,26 +252,6 @@ impl UnifiedApi {
 pub struct LegAt {
     pub extension: String,
     pub remote: Option<String>,
-}
-
-/// The PhoneCall and view that involve `remote` (or the only one, when `remote` is unknown).
-fn find_view(calls: &[Value], remote: Option<&str>) -> Option<(String, String)> {
-    let mut found = Vec::new();
-    for call in calls {
-        let Some(id) = text(call.get("id")) else { continue };
-        for view in call.get("phoneCallView").and_then(Value::as_array).into_iter().flatten() {
-            let parties: Vec<String> = ["source", "destination"]
-                .iter()
-                .flat_map(|side| view.get(*side).and_then(Value::as_array).cloned().unwrap_or_default())
-                .filter_map(|party| text(Some(&party)))
-                .collect();
-            let view_id = text(view.get("id")).unwrap_or_else(|| "00".into());
-            if remote.is_none_or(|remote| parties.iter().any(|party| party == remote)) {
-                found.push((id.clone(), view_id));
-            }
-        }
-    }
-    (found.len() == 1 || remote.is_some()).then(|| found.into_iter().next()).flatten()
 }
 
 /// The items of a list reply: a bare array, or an object's `entry` (or a single object).
@@ -317,13 +294,8 @@ mod tests {
     }
 
     #[test]
-    fn the_view_with_the_other_party_is_the_one_held() {
-        let calls = vec![
-            json!({"id": "A1", "phoneCallView": [{"id": "00", "source": ["210"], "destination": ["0722111222"]}]}),
-            json!({"id": "B2", "phoneCallView": [{"id": "01", "source": ["0733"], "destination": ["210"]}]}),
-        ];
-        assert_eq!(find_view(&calls, Some("0733")), Some(("B2".into(), "01".into())));
-        assert_eq!(find_view(&calls, None), None, "two calls and no party: ambiguous");
-        assert_eq!(find_view(&calls[..1], None), Some(("A1".into(), "00".into())));
+    fn hold_is_not_offered_since_nothing_reports_it_or_undoes_it() {
+        assert_eq!(CAPABILITIES, [Action::Dial, Action::Hangup]);
+        assert!(!CAPABILITIES.contains(&Action::Hold) && !CAPABILITIES.contains(&Action::Resume));
     }
 }

@@ -1,9 +1,9 @@
 //! The simulator's Versature face: Integrate's OAuth token endpoint, subscriptions with real
 //! expiry (on the face's clock), call control backed by the simulated PBX, and webhook delivery
 //! from the ground truth to every live subscription: the two init messages (Python-dict text,
-//! as the seed shows them), a call message on every change, and a CDR list (dates unquoted, as
-//! in the seed) after each call. Deliveries are retried on non-2xx; drops, duplicates,
-//! reordering and slow sends are injected.
+//! as the seed shows them), a call message on every change, and a CDR list (dates unquoted and
+//! endpoint ids prefixed with the call's start, as in the seed) after each call. Deliveries are
+//! retried on non-2xx; drops, duplicates, reordering and slow sends are injected.
 //!
 //! Every extension leg of the simulated PBX is an endpoint with its own `call_id`. A call's
 //! `from` is the extension that placed it (a click-to-call too), or else the outside caller.
@@ -534,10 +534,22 @@ fn call_message(state: &FaceState, call: &CallId, from: Option<&LegId>, to: Opti
     Outgoing { kind: Kind::Call, body: body.to_string(), subscription: None, users, legs, call: None }
 }
 
-/// The CDR list of an ended call: a record per pair of endpoints, dates unquoted as in the seed.
+/// An endpoint id as seed 001's CDRs give it: the call's start (`yyyymmddHHMMSS` and six
+/// digits of microseconds) and a dash before the id call messages carry bare
+/// (`20150304190127063799-a5ce697165aca204d39dde1a4446c1a0`).
+fn cdr_call_id(started_at: Timestamp, call_id: &str) -> String {
+    let stamp = jiff::Timestamp::from_millisecond(started_at)
+        .map(|t| t.strftime("%Y%m%d%H%M%S").to_string())
+        .unwrap_or_else(|_| "19700101000000".to_owned());
+    format!("{stamp}{:06}-{call_id}", started_at.rem_euclid(1_000) * 1_000)
+}
+
+/// The CDR list of an ended call: a record per pair of endpoints, dates unquoted and endpoint
+/// ids prefixed with the call's start, as in the seed.
 fn cdr_list(state: &FaceState, call: &CallId) -> Option<Outgoing> {
     let track = state.calls.get(call)?;
-    let cdr_endpoint = |endpoint: &Endpoint| json!({ "call_id": endpoint.call_id, "domain": DOMAIN, "id": Value::Null, "user": endpoint.extension, "name": endpoint.name });
+    let cdr_id = |call_id: &str| cdr_call_id(track.started_at, call_id);
+    let cdr_endpoint = |endpoint: &Endpoint| json!({ "call_id": cdr_id(endpoint.call_id.as_str()), "domain": DOMAIN, "id": Value::Null, "user": endpoint.extension, "name": endpoint.name });
     let mut records = Vec::new();
     let mut users = Vec::new();
     let mut pair = |from: Value, to: Value, legs: [Option<&Endpoint>; 2], answered_at: Option<Timestamp>| {
@@ -553,15 +565,16 @@ fn cdr_list(state: &FaceState, call: &CallId) -> Option<Outgoing> {
         Origin::Outside { .. } => None,
     };
     if let Some(origin) = origin {
-        let far =
-            json!({ "call_id": track.far_call_id, "domain": Value::Null, "id": track.far.number, "user": Value::Null });
+        let far = json!({
+            "call_id": cdr_id(track.far_call_id.as_str()), "domain": Value::Null, "id": track.far.number, "user": Value::Null,
+        });
         pair(cdr_endpoint(origin), far, [Some(origin), None], origin.answered_at);
     }
     for callee in track.callees.iter().filter_map(|leg| state.endpoints.get(leg)) {
         let from = match (&track.origin, origin) {
             (_, Some(origin)) => cdr_endpoint(origin),
             (Origin::Outside { call_id, party }, None) => {
-                json!({ "call_id": call_id, "domain": Value::Null, "id": party.number, "name": party.name, "user": Value::Null })
+                json!({ "call_id": cdr_id(call_id.as_str()), "domain": Value::Null, "id": party.number, "name": party.name, "user": Value::Null })
             }
             (Origin::Extension(_), None) => continue,
         };
@@ -837,7 +850,7 @@ async fn hang_up(State(face): State<VersatureFace>, Path(call_id): Path<String>,
 mod tests {
     use super::*;
     use crate::connectors::versature::wire::{parse, Message};
-    use crate::connectors::versature::{call_reports, Ids};
+    use crate::connectors::versature::{call_reports, cdr_reports, Ids};
     use crate::model::{Direction, LegReport};
 
     use crate::sim::faces::click_to_call_report as click_to_call;
@@ -894,5 +907,36 @@ mod tests {
         let [report] = reports.as_slice() else { panic!("one leg, 101's: {reports:?}") };
         assert_eq!((report.state, report.direction), (LegState::Ringing, Direction::Inbound));
         assert_eq!(report.remote.number.as_deref(), Some("+61355550123"));
+    }
+
+    #[test]
+    fn cdr_ids_carry_the_seeds_timestamp_prefix_and_join_the_call_messages_legs() {
+        let mut state = FaceState::default();
+        let at = 1_790_000_000_123;
+        let caller = Party { number: Some("+61355550123".into()), name: None, extension: None };
+        let ringing = LegReport {
+            direction: Direction::Inbound,
+            origin: crate::model::Origin::Normal,
+            remote: caller,
+            ..click_to_call(LegState::Ringing)
+        };
+        absorb_leg(&mut state, &ringing, "101", at);
+        let (_, live) = next_reports(&mut state, at);
+        absorb_leg(&mut state, &LegReport { state: LegState::Ended, ..ringing.clone() }, "101", at + 9_000);
+        let list = cdr_list(&state, &ringing.call).expect("a CDR list");
+        let Ok((Message::Cdrs(cdrs), _)) = parse(list.body.as_bytes()) else { panic!("not a CDR list: {}", list.body) };
+        let [cdr] = cdrs.as_slice() else { panic!("one record: {}", list.body) };
+        for id in [&cdr.from.call_id, &cdr.to.call_id] {
+            let id = id.as_deref().unwrap_or_default();
+            let (stamp, bare) = id.split_once('-').unwrap_or_default();
+            assert!(stamp.len() == 20 && stamp.bytes().all(|b| b.is_ascii_digit()), "{id}");
+            assert!(stamp.ends_with("123000") && bare.len() == 32, "{id}");
+        }
+        let ids = Ids { provider: "vs", account: "domain" };
+        let history = cdr_reports(&ids, cdr).unwrap();
+        assert!(!history.is_empty());
+        for (report, _) in &history {
+            assert_eq!((&report.leg, &report.call), (&live[0].leg, &live[0].call), "the live leg, not a second one");
+        }
     }
 }
