@@ -12,6 +12,9 @@ fn contact(row: &sqlx::sqlite::SqliteRow) -> Contact {
     Contact { id: row.get(0), name: row.get(1), number: row.get(2), company: row.get(3) }
 }
 
+/// Rows of a contact import written per transaction.
+const IMPORT_ROWS_PER_TRANSACTION: usize = 500;
+
 impl Store {
     /// Contacts by name, optionally only those whose number matches `number`: in E.164 when it
     /// reads so (any spelling of the same number), else exactly as written or in its dialable
@@ -74,12 +77,24 @@ impl Store {
         Ok(saved)
     }
 
-    /// Adds each contact the list does not have yet, in one transaction: `None` for one whose
-    /// name (ignoring case) and number (in E.164, else as written) are already there, from
-    /// before or earlier in `contacts`.
+    /// Adds each contact the list does not have yet: `None` for one whose name (ignoring case)
+    /// and number (in E.164, else as written) are already there, from before or earlier in
+    /// `contacts`. A transaction per `IMPORT_ROWS_PER_TRANSACTION` rows, so a big import never
+    /// holds the database's write lock for long: the hub's journal waits for it.
     pub async fn add_new_contacts(&self, contacts: &[Contact]) -> Result<Vec<Option<Contact>>, StoreError> {
-        let mut transaction = self.pool.begin().await?;
         let mut added = Vec::with_capacity(contacts.len());
+        for chunk in contacts.chunks(IMPORT_ROWS_PER_TRANSACTION) {
+            self.add_new_contacts_at_once(chunk, &mut added).await?;
+        }
+        Ok(added)
+    }
+
+    async fn add_new_contacts_at_once(
+        &self,
+        contacts: &[Contact],
+        added: &mut Vec<Option<Contact>>,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
         for contact in contacts {
             let normal = e164(&contact.number);
             // By the E.164 index when the number has that form (nearly always).
@@ -115,7 +130,7 @@ impl Store {
             added.push(Some(Contact { id, name: contact.name.trim().to_owned(), ..contact.clone() }));
         }
         transaction.commit().await?;
-        Ok(added)
+        Ok(())
     }
 
     /// Removes a contact; false when there was none with that id.
@@ -152,6 +167,21 @@ mod tests {
         assert!(store.contacts(Some("202")).await.unwrap().is_empty());
         assert!(store.contacts(Some("anonymous")).await.unwrap().is_empty());
         assert_eq!(store.contacts(None).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_big_import_finds_duplicates_across_its_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("import.db")).await.unwrap();
+        let mut contacts: Vec<Contact> = (0..IMPORT_ROWS_PER_TRANSACTION + 100)
+            .map(|i| new_contact(&format!("C{i}"), &format!("02 9999 {i:04}")))
+            .collect();
+        // The first row again, in the second transaction.
+        contacts.push(new_contact("c0", "+61 2 9999 0000"));
+        let added = store.add_new_contacts(&contacts).await.unwrap();
+        assert_eq!(added.len(), contacts.len());
+        assert_eq!(added.iter().filter(|added| added.is_some()).count(), IMPORT_ROWS_PER_TRANSACTION + 100);
+        assert!(added.last().unwrap().is_none(), "the repeat of the first row is not added again");
     }
 
     #[tokio::test]

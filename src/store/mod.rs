@@ -61,6 +61,9 @@ pub const MAX_CALLS_PER_QUERY: u32 = 500;
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The hub's own connection, for the journal: a history search or an import holding every
+    /// connection of `pool` must not make the live board wait for one.
+    journal: SqlitePool,
 }
 
 impl Store {
@@ -76,16 +79,17 @@ impl Store {
             // per batch, so this is one fsync per batch.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         sqlx::migrate!("src/store/migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let journal = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+        Ok(Self { pool, journal })
     }
 
     /// Journals a batch of applied events and the new views of the calls they changed, in one
     /// transaction: either all of it is durable or none. Rows go in a few multi-row statements,
     /// because each statement is a round trip to SQLite's thread that the hub would wait out.
     pub async fn append(&self, entries: &[JournalEntry], calls: &[Call]) -> Result<(), StoreError> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.journal.begin().await?;
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
             let mut insert =
                 QueryBuilder::<Sqlite>::new("INSERT INTO journal (seq, at, received_at, provider, event) ");
@@ -117,19 +121,23 @@ impl Store {
             );
             upsert.build().execute(&mut *transaction).await?;
         }
-        let reached: Vec<(&str, &str)> = calls
+        let reached: Vec<(&str, &str, Timestamp)> = calls
             .iter()
             .flat_map(|call| {
-                call.legs.iter().filter_map(|leg| Some((leg.extension.as_ref()?.as_str(), call.id.as_str())))
+                call.legs
+                    .iter()
+                    .filter_map(|leg| Some((leg.extension.as_ref()?.as_str(), call.id.as_str(), call.started_at)))
             })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
         for chunk in reached.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO call_extensions (extension, call_id) ");
-            insert.push_values(chunk, |mut row, (extension, call)| {
-                row.push_bind(*extension).push_bind(*call);
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO call_extensions (extension, call_id, started_at) ");
+            insert.push_values(chunk, |mut row, (extension, call, started_at)| {
+                row.push_bind(*extension).push_bind(*call).push_bind(*started_at);
             });
+            insert.push(" ON CONFLICT(extension, call_id) DO UPDATE SET started_at = excluded.started_at");
             insert.build().execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
@@ -216,25 +224,28 @@ impl Store {
     /// `extension` (its id) finds the calls any of whose legs rang or ran there.
     pub async fn calls(&self, query: &CallQuery) -> Result<Vec<Call>, StoreError> {
         let limit = query.limit.unwrap_or(100).min(MAX_CALLS_PER_QUERY);
-        // An extension's calls are found from its rows in `call_extensions` (its primary key),
-        // not by walking the whole history newest first.
+        // An extension's calls are found from its rows in `call_extensions`, read
+        // newest first by its (extension, started_at) index, not by sorting all of them.
         let mut sql = QueryBuilder::<Sqlite>::new("SELECT c.call FROM ");
-        match &query.extension {
+        let order = match &query.extension {
             Some(extension) => {
                 sql.push("call_extensions e JOIN calls c ON c.id = e.call_id WHERE e.extension = ");
-                sql.push_bind(extension.as_str()).push(" AND ");
+                sql.push_bind(extension.as_str());
+                sql.push(" AND e.started_at >= ").push_bind(query.since.unwrap_or(i64::MIN));
+                sql.push(" AND e.started_at <= ").push_bind(query.until.unwrap_or(i64::MAX));
+                " ORDER BY e.started_at DESC, e.call_id DESC LIMIT "
             }
             None => {
-                sql.push("calls c WHERE ");
+                sql.push("calls c WHERE c.started_at >= ").push_bind(query.since.unwrap_or(i64::MIN));
+                sql.push(" AND c.started_at <= ").push_bind(query.until.unwrap_or(i64::MAX));
+                " ORDER BY c.started_at DESC, c.id DESC LIMIT "
             }
-        }
-        sql.push("c.started_at >= ").push_bind(query.since.unwrap_or(i64::MIN));
-        sql.push(" AND c.started_at <= ").push_bind(query.until.unwrap_or(i64::MAX));
+        };
         if let Some(number) = &query.number {
             sql.push(" AND (c.caller_number = ").push_bind(number.as_str());
             sql.push(" OR c.caller_e164 = ").push_bind(e164(number)).push(")");
         }
-        sql.push(" ORDER BY c.started_at DESC, c.id DESC LIMIT ").push_bind(i64::from(limit));
+        sql.push(order).push_bind(i64::from(limit));
         let rows = sql.build().fetch_all(&self.pool).await?;
         Ok(rows.into_iter().filter_map(|row| serde_json::from_str::<Call>(&row.get::<String, _>(0)).ok()).collect())
     }
@@ -293,6 +304,43 @@ mod tests {
         assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
         let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool).await.unwrap();
         assert_eq!(synchronous, 2, "FULL: an acknowledged event survives an OS crash");
+    }
+
+    #[tokio::test]
+    async fn an_agents_recent_calls_are_read_newest_first_from_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("plan.db")).await.unwrap();
+        let plan = store
+            .query_plan(
+                "SELECT c.call FROM call_extensions e JOIN calls c ON c.id = e.call_id
+                 WHERE e.extension = 'p/a/201' AND e.started_at >= 0 AND e.started_at <= 9
+                 ORDER BY e.started_at DESC, e.call_id DESC LIMIT 10",
+            )
+            .await;
+        assert!(plan.iter().any(|step| step.contains("call_extensions_newest")), "{plan:?}");
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
+    }
+
+    #[tokio::test]
+    async fn the_journal_is_written_while_every_other_connection_is_busy() {
+        use crate::model::{CallId, EventKind, Party, QueueId};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("busy.db")).await.unwrap();
+        // Four slow history searches hold every connection of the shared pool.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        let kind = EventKind::QueueJoined {
+            queue: QueueId::new("p", "a", "q"),
+            call: CallId::new("p", "a", "c"),
+            caller: Party::default(),
+        };
+        let entry = JournalEntry { seq: 1, event: Event::new("p", "a", 1, kind) };
+        let append = store.append(std::slice::from_ref(&entry), &[]);
+        tokio::time::timeout(std::time::Duration::from_secs(2), append).await.expect("not waiting for them").unwrap();
+        drop(held);
+        assert_eq!(store.last_seq().await.unwrap(), 1);
     }
 
     #[tokio::test]
