@@ -200,6 +200,26 @@ async fn a_call_message_and_its_cdr_with_prefixed_ids_are_one_call() {
 }
 
 #[tokio::test]
+async fn a_cdr_without_answer_time_ends_its_legs_with_an_unknown_cause_not_no_answer() {
+    let app = app(Setup { users: &["100", "101"], ..Setup::default() }).await;
+    // The seed's first record, never answered: it may have rung out, been busy or cancelled.
+    let list = fixture("cdrs.txt").replacen("\"answer_time\": Fri, 03 Mar 2017 18:47:50 +0000,", "", 1);
+    assert_ne!(list, fixture("cdrs.txt"), "the fixture's answer_time was taken out");
+    assert_eq!(post(&app.base, SECRET, list).await, 200);
+    let history = all_history(&app.store).await.unwrap();
+    let call = history.iter().find(|c| c.id.native() == "a5ce697165aca204d39dde1a4446c1a0").unwrap();
+    assert_eq!(call.legs.len(), 2, "{call:?}");
+    for leg in &call.legs {
+        assert_eq!((leg.state, leg.end_cause), (LegState::Ended, Some(EndCause::Unknown)), "{leg:?}");
+        assert_eq!(leg.answered_at, None);
+        assert_eq!(leg.ended_at, Some(utc("Fri, 03 Mar 2017 18:48:26 +0000")));
+    }
+    let health = app.connector.health();
+    assert_eq!(health.errors, 0, "{:?}", health.last_error);
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
 async fn well_formed_messages_about_no_user_or_an_unknown_state_are_acknowledged_and_no_error() {
     let app = app(Setup { users: &["126"], ..Setup::default() }).await;
     // The seed: the endpoint must "provide a successful response (200, 204 response)".

@@ -38,6 +38,11 @@ async fn app(extensions: &[&str], uapi: Option<&str>) -> App {
 
 /// As [`app`], on the store in `dir` (a restart when an earlier app used it).
 async fn app_in(dir: tempfile::TempDir, extensions: &[&str], uapi: Option<&str>) -> App {
+    app_with(dir, extensions, uapi, "first-refresh").await
+}
+
+/// As [`app_in`], with `refresh_token` configured for UnifiedAPI.
+async fn app_with(dir: tempfile::TempDir, extensions: &[&str], uapi: Option<&str>, refresh_token: &str) -> App {
     let store = Store::open(&dir.path().join("voipnow.db")).await.unwrap();
     let shutdown = CancellationToken::new();
     let hub = Hub::start(store.clone(), HubSettings::default(), shutdown.clone()).await.unwrap();
@@ -51,10 +56,11 @@ async fn app_in(dir: tempfile::TempDir, extensions: &[&str], uapi: Option<&str>)
         table.insert("uapi_url".into(), uapi.into());
         table.insert("client_id".into(), "app".into());
         table.insert("client_secret".into(), "app-secret".into());
-        table.insert("refresh_token".into(), "first-refresh".into());
+        table.insert("refresh_token".into(), refresh_token.into());
     }
     let config = VoipNowConfig::from_table(&table).unwrap();
-    let connector = VoipNowConnector::start(NAME, config, hub.clone(), shutdown.clone()).await;
+    let connector =
+        VoipNowConnector::start_with_store(NAME, config, hub.clone(), store.clone(), shutdown.clone()).await;
     let mut connectors = Connectors::default();
     connectors.insert(connector.clone());
     connectors.insert_hook(connector.clone());
@@ -459,6 +465,104 @@ async fn unified_api_registers_the_call_events_and_dials_and_hangs_up_but_does_n
     assert_eq!(app.connector.health().errors, 0, "{:?}", app.connector.health().last_error);
     shutdown.cancel();
     app.shutdown.cancel();
+}
+
+/// The face serving UnifiedAPI on loopback in front of a simulated PBX that takes commands;
+/// its URL, and the token that stops the PBX.
+async fn commanded_face() -> (VoipNowFace, String, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", callboard::hub::now_ms());
+    let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<Event>>(64);
+    let (sim, _task) =
+        runner::spawn(pbx, callboard::clock::Clock::new(callboard::hub::now_ms(), 4.0), events, shutdown.clone());
+    let face = VoipNowFace::new(("app", "app-secret"), "first-refresh", ("sim", "cc"), Faults::none(), Some(sim));
+    let absorbing = face.clone();
+    tokio::spawn(async move {
+        while let Some(batch) = receiver.recv().await {
+            absorbing.absorb(&batch);
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uapi = format!("http://{}", listener.local_addr().unwrap());
+    let router = face.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (face, uapi, shutdown)
+}
+
+/// Waits until `app`'s five Call Events are registered at `extension`.
+async fn registered_at(face: &VoipNowFace, app: &App, extension: &str) {
+    wait_until("the Call Events to be registered", async || {
+        face.registrations(extension).iter().filter(|(_, url)| url.starts_with(&app.base)).count() == 5
+    })
+    .await;
+}
+
+fn dial_from(extension: &str) -> Command {
+    Command {
+        action: Action::Dial,
+        call: None,
+        leg: None,
+        extension: Some(ExtensionId::new(NAME, "pbx", extension)),
+        number: Some("0299990000".into()),
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_kept_so_after_a_restart_registering_and_dialling_still_work() {
+    let (face, uapi, sim_shutdown) = commanded_face().await;
+    let first = app(&["0001*101"], Some(&uapi)).await;
+    // Registering refreshed once ("first-refresh" is spent); a dial after the hour refreshes
+    // again: two rotations, each refresh token good for one refresh.
+    registered_at(&face, &first, "0001*101").await;
+    face.expire_access_tokens();
+    first.connector.control(dial_from("0001*101")).await.unwrap();
+    assert_eq!(face.refreshes(), 2);
+    first.shutdown.cancel();
+    let App { _dir: dir, .. } = first;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Restarted with the same config and store: the newest refresh token, not the configured
+    // (spent) one, so VoipNow still takes the registration and the call.
+    let second = app_in(dir, &["0001*101", "0001*102"], Some(&uapi)).await;
+    registered_at(&face, &second, "0001*102").await;
+    let dialled = second.connector.control(dial_from("0001*102")).await;
+    assert!(matches!(&dialled, Ok(words) if words.contains("0299990000")), "{dialled:?}");
+    assert_eq!(face.refreshes(), 3, "one refresh after the restart, with the kept token");
+    assert_eq!(second.connector.health().errors, 0, "{:?}", second.connector.health().last_error);
+    second.shutdown.cancel();
+    sim_shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_newly_configured_refresh_token_wins_over_the_one_kept_for_the_old() {
+    let (face, uapi, sim_shutdown) = commanded_face().await;
+    let first = app(&["0001*101"], Some(&uapi)).await;
+    registered_at(&face, &first, "0001*101").await;
+    first.shutdown.cancel();
+    let App { _dir: dir, .. } = first;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // The admin authorised the app anew and configured its refresh token; the one kept for the
+    // old authorisation is still good at VoipNow, but the configured one is what must be used.
+    face.issue_refresh_token("second-refresh");
+    let second = app_with(dir, &["0001*102"], Some(&uapi), "second-refresh").await;
+    registered_at(&face, &second, "0001*102").await;
+    second.connector.control(dial_from("0001*102")).await.unwrap();
+    // Spent by the restart: had the kept token been sent instead, this one would still be good.
+    let spent = callboard::connectors::http_client()
+        .post(format!("{uapi}/oauth/token.php"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "second-refresh"),
+            ("client_id", "app"),
+            ("client_secret", "app-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spent.status(), 400, "the configured refresh token was the one sent");
+    second.shutdown.cancel();
+    sim_shutdown.cancel();
 }
 
 #[tokio::test]

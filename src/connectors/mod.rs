@@ -229,7 +229,8 @@ pub async fn start(
                 config.resolve_secret(store, &provider.name).await.map_err(invalid)?;
                 tracing::info!(provider = %provider.name, "using the webhook secret Callboard generated and stored (run `callboard hooks` to see the URLs)");
             }
-            let connector = voipnow::VoipNowConnector::start(&provider.name, config, hub, shutdown).await;
+            let connector =
+                voipnow::VoipNowConnector::start_with_store(&provider.name, config, hub, store.clone(), shutdown).await;
             Ok(Started { connector: connector.clone(), hook: Some(connector), finishing: None })
         }
         ProviderKind::Versature => {

@@ -131,8 +131,10 @@ pub fn cdr_endpoint_id(id: &str) -> &str {
 
 /// The reports a CDR makes for each endpoint that is our user: set up at `start_time`, answered
 /// at `answer_time` when there is one, ended at `end_time` (or start plus `duration`), so the
-/// history gets the provider's own times and an end cause the call messages cannot give. Keyed
-/// on the endpoint ids without the CDR's timestamp prefix ([`cdr_endpoint_id`]).
+/// history gets the provider's own times. Keyed on the endpoint ids without the CDR's timestamp
+/// prefix ([`cdr_endpoint_id`]). The end is normal when answered, else unknown: a CDR has no
+/// cause, and a call never answered may have rung out, been busy or been cancelled
+/// (providers.md 7.4), so "no answer" would often be wrong.
 pub fn cdr_reports(ids: &Ids, cdr: &Cdr) -> Result<Vec<(LegReport, Timestamp)>, String> {
     let bare = |endpoint: &Endpoint| Endpoint {
         call_id: endpoint.call_id.as_deref().map(|id| cdr_endpoint_id(id).to_owned()),
@@ -164,7 +166,7 @@ pub fn cdr_reports(ids: &Ids, cdr: &Cdr) -> Result<Vec<(LegReport, Timestamp)>, 
                 answered.clamp(start, end),
             ));
         }
-        let cause = if cdr.answer_time.is_some() { EndCause::Normal } else { EndCause::NoAnswer };
+        let cause = if cdr.answer_time.is_some() { EndCause::Normal } else { EndCause::Unknown };
         let ended = LegReport {
             state: LegState::Ended,
             end_cause: Some(cause),
@@ -236,6 +238,26 @@ mod tests {
         let user_without_id =
             CallMessage { to: Endpoint { user: Some("126".into()), ..Endpoint::default() }, ..CallMessage::default() };
         assert!(call_reports(&ids, &user_without_id, 1_000).unwrap_err().contains("no call_id"));
+    }
+
+    #[test]
+    fn a_cdr_without_answer_time_ends_with_an_unknown_cause_not_no_answer() {
+        let ids = Ids { provider: "v", account: "a" };
+        let user = Endpoint { user: Some("100".into()), call_id: Some("c".into()), ..Endpoint::default() };
+        let far = Endpoint { id: Some("+16132379329".into()), call_id: Some("d".into()), ..Endpoint::default() };
+        let unanswered =
+            Cdr { from: user, to: far, start_time: Some(10_000), end_time: Some(30_000), ..Cdr::default() };
+        let ends: Vec<Option<EndCause>> = cdr_reports(&ids, &unanswered)
+            .unwrap()
+            .into_iter()
+            .filter(|(report, _)| report.state == LegState::Ended)
+            .map(|(report, _)| report.end_cause)
+            .collect();
+        // Busy, cancelled or rung out: the CDR does not say which.
+        assert_eq!(ends, [Some(EndCause::Unknown)]);
+        let answered = Cdr { answer_time: Some(12_000), ..unanswered };
+        let ended = cdr_reports(&ids, &answered).unwrap().into_iter().find(|(r, _)| r.state == LegState::Ended);
+        assert_eq!(ended.map(|(report, _)| report.end_cause), Some(Some(EndCause::Normal)));
     }
 
     #[test]

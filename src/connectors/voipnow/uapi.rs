@@ -4,6 +4,7 @@
 //! Shapes follow providers.md 3.2 to 3.4. What the documentation leaves open is read leniently:
 //! a list may be a bare array or an object with `entry`, ids may be numbers or strings.
 
+use super::kept::KeptRefresh;
 use super::wire::CallEventType;
 use super::VoipNowConfig;
 use crate::connectors::rest::{self, encode, lenient_u64, text, RestError};
@@ -59,21 +60,40 @@ pub struct Registered {
 
 struct Token {
     access: String,
-    refresh: String,
     until: Instant,
+}
+
+/// The OAuth state, under one lock so that two refreshes never race (each may end the refresh
+/// token the other sends).
+struct Tokens {
+    access: Option<Token>,
+    /// The refresh token to send next; `None` until the first refresh reads the kept one.
+    refresh: Option<String>,
+    /// Where a rotated refresh token is kept across restarts, when there is a store.
+    kept: Option<KeptRefresh>,
 }
 
 /// A UnifiedAPI client with its token.
 pub struct UnifiedApi {
     config: Arc<VoipNowConfig>,
     client: reqwest::Client,
-    token: tokio::sync::Mutex<Option<Token>>,
+    tokens: tokio::sync::Mutex<Tokens>,
     placed: Mutex<VecDeque<String>>,
 }
 
 impl UnifiedApi {
-    pub fn new(config: Arc<VoipNowConfig>, client: reqwest::Client) -> Self {
-        Self { config, client, token: tokio::sync::Mutex::new(None), placed: Mutex::new(VecDeque::new()) }
+    /// A client for provider `provider`. With a `store`, the newest refresh token is kept there
+    /// and read back at the next start: VoipNow may rotate refresh tokens, and the configured
+    /// one would then be refused after a restart. Without, it is kept in memory only.
+    pub fn new(
+        config: Arc<VoipNowConfig>,
+        client: reqwest::Client,
+        store: Option<crate::store::Store>,
+        provider: &str,
+    ) -> Self {
+        let kept = store.map(|store| KeptRefresh::new(store, provider, &config.refresh_token));
+        let tokens = Tokens { access: None, refresh: None, kept };
+        Self { config, client, tokens: tokio::sync::Mutex::new(tokens), placed: Mutex::new(VecDeque::new()) }
     }
 
     fn url(&self, path: &str) -> String {
@@ -96,13 +116,35 @@ impl UnifiedApi {
         self.placed.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|id| id == call_api_id)
     }
 
-    /// A valid access token, refreshed with the refresh token when due (1 h lifetime).
+    /// A valid access token, refreshed with the refresh token when due (1 h lifetime). The
+    /// first refresh sends the newest kept refresh token, else the configured one; a new refresh
+    /// token in the reply is kept before anything else, since VoipNow may have ended the one sent.
     async fn access_token(&self) -> Result<String, UapiError> {
-        let mut token = self.token.lock().await;
-        if let Some(current) = token.as_ref().filter(|t| t.until > Instant::now()) {
+        let mut tokens = self.tokens.lock().await;
+        if let Some(current) = tokens.access.as_ref().filter(|t| t.until > Instant::now()) {
             return Ok(current.access.clone());
         }
-        let refresh = token.as_ref().map_or_else(|| self.config.refresh_token.clone(), |t| t.refresh.clone());
+        let refresh = match tokens.refresh.clone() {
+            Some(refresh) => refresh,
+            None => {
+                let kept = match tokens.kept.as_mut() {
+                    Some(kept) => kept.newest().await,
+                    None => Ok(None),
+                };
+                match kept {
+                    Ok(kept) => {
+                        let refresh = kept.unwrap_or_else(|| self.config.refresh_token.clone());
+                        tokens.refresh = Some(refresh.clone());
+                        refresh
+                    }
+                    // Read again at the next refresh; the configured one may still be good.
+                    Err(error) => {
+                        tracing::warn!(%error, "VoipNow's kept refresh token could not be read; sending the configured one");
+                        self.config.refresh_token.clone()
+                    }
+                }
+            }
+        };
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.as_str()),
@@ -110,16 +152,34 @@ impl UnifiedApi {
             ("client_secret", self.config.client_secret.as_str()),
         ];
         let request = self.client.post(self.url("/oauth/token.php")).form(&form);
-        let reply = self.exchange(request).await?;
+        // The refresh token sent may be a kept one, not the configured one: hidden too.
+        let secrets = [
+            self.config.webhook_secret.as_str(),
+            self.config.client_secret.as_str(),
+            self.config.refresh_token.as_str(),
+            refresh.as_str(),
+        ];
+        let reply = send(request, &secrets).await?;
         let access = reply.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty());
         let Some(access) = access else {
             return Err(UapiError::Unreadable("the token reply has no access_token".into()));
         };
         // Bounded: a day at most, whatever the reply says.
         let lifetime = reply.get("expires_in").and_then(lenient_u64).unwrap_or(3_600).min(MAX_TOKEN_LIFETIME_S);
-        let refresh = reply.get("refresh_token").and_then(Value::as_str).map_or(refresh, str::to_owned);
+        let renewed = reply.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty());
+        if let Some(renewed) = renewed.filter(|renewed| *renewed != refresh) {
+            if let Some(kept) = tokens.kept.as_mut() {
+                if let Err(error) = kept.keep(renewed).await {
+                    // Still good until the next refresh, which keeps its own new one.
+                    tracing::warn!(%error, "VoipNow's new refresh token could not be kept; a restart before the next refresh would send the old one");
+                }
+            }
+            tokens.refresh = Some(renewed.to_owned());
+        } else {
+            tokens.refresh = Some(refresh.clone());
+        }
         let until = Instant::now() + Duration::from_secs(lifetime).saturating_sub(EXPIRY_MARGIN);
-        *token = Some(Token { access: access.to_owned(), refresh, until });
+        tokens.access = Some(Token { access: access.to_owned(), until });
         Ok(access.to_owned())
     }
 
@@ -134,7 +194,7 @@ impl UnifiedApi {
             match self.exchange(request).await {
                 Err(UapiError::Refused(words)) if attempt == 0 && words.starts_with("HTTP 401") => {
                     // Expired early: refresh, keeping the newest refresh token.
-                    if let Some(token) = self.token.lock().await.as_mut() {
+                    if let Some(token) = self.tokens.lock().await.access.as_mut() {
                         token.until = Instant::now();
                     }
                 }

@@ -87,7 +87,10 @@ struct FaceState {
     next_unique: u64,
     next_id: u64,
     tokens: HashSet<String>,
+    /// Refresh tokens still good: each for one refresh.
     refresh_tokens: HashSet<String>,
+    /// Refreshes granted.
+    refreshes: u64,
     delivered: u64,
     failed: u64,
 }
@@ -184,6 +187,18 @@ impl VoipNowFace {
     /// Ends every access token now, as their hour running out would.
     pub fn expire_access_tokens(&self) {
         self.lock().tokens.clear();
+    }
+
+    /// Accepts `refresh_token` as well, as an admin authorising the app anew would be given:
+    /// the refresh tokens issued before stay as they were.
+    pub fn issue_refresh_token(&self, refresh_token: &str) {
+        self.lock().refresh_tokens.insert(refresh_token.to_owned());
+    }
+
+    /// How many refreshes the face granted, each rotating the refresh token (the one sent is
+    /// refused from then on), so tests can tell a rotation happened.
+    pub fn refreshes(&self) -> u64 {
+        self.lock().refreshes
     }
 
     /// How many Call Events are registered at `extension`, by event type.
@@ -502,6 +517,7 @@ async fn token(State(face): State<VoipNowFace>, Form(form): Form<HashMap<String,
         return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_grant" }))).into_response();
     }
     state.next_id += 1;
+    state.refreshes += 1;
     let access = format!("at{}x{}", state.next_id, rand::random::<u64>());
     let refresh = format!("rt{}x{}", state.next_id, rand::random::<u64>());
     state.tokens.insert(access.clone());
