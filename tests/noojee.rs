@@ -90,8 +90,9 @@ async fn run_seed(names: &[&str]) -> (HashMap<String, Call>, Vec<HashMap<String,
             .with_state(replay.clone()),
     )
     .await;
+    let extensions = vec!["400".into(), "410".into()];
     let _connector =
-        NoojeeConnector::start("nj", config(base, vec!["400".into(), "410".into()], 1), hub.clone(), shutdown.clone());
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
     let last_body = fixture(names[names.len() - 1]);
     let last_seq = last_body[last_body.rfind("\"seq\":").unwrap() + 6..].split(',').next().unwrap().to_owned();
     wait_until("the connector to read every response", async || {
@@ -175,7 +176,9 @@ async fn wrong_provider_data_is_counted_and_the_stream_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, store, shutdown) = hub(&dir).await;
     let (base, served) = serve_in_order(bodies.clone(), 12).await;
-    let _connector = NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), hub.clone(), shutdown.clone());
+    let extensions = vec!["500".into()];
+    let _connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
     wait_until("every body to be served", async || *served.lock().unwrap() > bodies.len()).await;
     hub_snapshot(&hub).await.unwrap();
     let calls = all_history(&store).await.unwrap();
@@ -238,7 +241,9 @@ async fn a_pbx_that_restarts_its_numbering_is_resynced_and_reconciled() {
     let dir = tempfile::tempdir().unwrap();
     let (hub, store, shutdown) = hub(&dir).await;
     let (base, served) = serve_in_order(bodies, 4).await;
-    let _connector = NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), hub.clone(), shutdown.clone());
+    let extensions = vec!["500".into()];
+    let _connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
     wait_until("every body to be served", async || *served.lock().unwrap() > 3).await;
     hub_snapshot(&hub).await.unwrap();
     let calls: HashMap<String, Call> =
@@ -255,26 +260,34 @@ async fn a_restart_ends_the_calls_that_hung_up_while_callboard_was_down() {
     let connected = |unique: &str| ringing(unique).replace("\"Ringing\"", "\"Connected\"");
     // Before the restart: two channels connected.
     {
-        let (first, _store, shutdown) = hub(&dir).await;
+        let (first, first_store, shutdown) = hub(&dir).await;
         let (base, served) = serve_in_order(
             vec![format!(r#"{{"Data":{{"500":[{},{}]}},"seq":5,"Code":0}}"#, connected("1.1"), connected("2.2"))],
             5,
         )
         .await;
-        let _connector =
-            NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), first.clone(), shutdown.clone());
+        let extensions = vec!["500".into()];
+        let _connector = NoojeeConnector::start(
+            "nj",
+            config(base, extensions, 1),
+            first.clone(),
+            Some(first_store),
+            shutdown.clone(),
+        );
         wait_until("the first state to be served", async || *served.lock().unwrap() > 1).await;
         hub_snapshot(&first).await.unwrap();
         shutdown.cancel();
     }
 
-    // While Callboard was down, 1.1 hung up: the PBX's state lists only 2.2, or 1.1 as Hungup.
+    // While Callboard was down, 1.1 hung up: asked from the journaled seq, the PBX says so.
     let (hub, store, shutdown) = hub(&dir).await;
     let hungup = ringing("1.1").replace("\"Ringing\"", "\"Hungup\"");
     let (base, served) =
         serve_in_order(vec![format!(r#"{{"Data":{{"500":[{},{}]}},"seq":9,"Code":0}}"#, hungup, connected("2.2"))], 9)
             .await;
-    let _connector = NoojeeConnector::start("nj", config(base, vec!["500".into()], 1), hub.clone(), shutdown.clone());
+    let extensions = vec!["500".into()];
+    let _connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
     wait_until("the state after the restart to be served", async || *served.lock().unwrap() > 1).await;
     let snapshot = hub_snapshot(&hub).await.unwrap();
     let live: Vec<&str> =
@@ -284,6 +297,184 @@ async fn a_restart_ends_the_calls_that_hung_up_while_callboard_was_down() {
         all_history(&store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect();
     assert!(calls["1.1"].ended_at.is_some());
     assert_eq!(calls["2.2"].legs[0].state, LegState::Active);
+    shutdown.cancel();
+}
+
+/// A report of leg `call` at extension 500 of the simulated PBX, for the face to absorb.
+fn leg_at_500(call: &str, caller: &str, state: LegState, end_cause: Option<EndCause>) -> Event {
+    let report = LegReport {
+        leg: LegId::new("sim", "cc", call),
+        call: CallId::new("sim", "cc", call),
+        extension: Some(ExtensionId::new("sim", "cc", "500")),
+        state,
+        held_by: None,
+        direction: Direction::Inbound,
+        origin: Origin::Normal,
+        local: Party::default(),
+        remote: Party { number: Some(caller.to_owned()), ..Party::default() },
+        queue: None,
+        end_cause,
+        raw_cause: None,
+        raw_state: String::new(),
+        recording: None,
+        revision: 0,
+    };
+    Event::new("sim", "cc", callboard::hub::now_ms(), EventKind::Leg(report))
+}
+
+/// The call in `store`'s history whose caller is `number`.
+async fn call_from(store: &Store, number: &str) -> Option<Call> {
+    all_history(store).await.unwrap().into_iter().find(|call| call.caller.number.as_deref() == Some(number))
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_journaled_seq_and_hears_the_calls_that_came_and_went_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let face = NoojeeFace::new(KEY, ("sim", "cc"), Faults::none(), None);
+    let base = serve(face.router()).await;
+    let (a, b) = ("0299990001", "0299990002");
+    // Before the restart: A rings at 500 and is answered, journaled with Noojee's seq.
+    {
+        let (first, first_store, shutdown) = hub(&dir).await;
+        let _connector = NoojeeConnector::start(
+            "nj",
+            config(base.clone(), vec!["500".into()], 1),
+            first.clone(),
+            Some(first_store),
+            shutdown.clone(),
+        );
+        face.absorb(&[leg_at_500("a", a, LegState::Ringing, None)]);
+        face.absorb(&[leg_at_500("a", a, LegState::Active, None)]);
+        wait_until("A to be answered on the board", async || {
+            let snapshot = hub_snapshot(&first).await.unwrap();
+            snapshot.calls.iter().any(|call| call.caller.number.as_deref() == Some(a) && call.answered_at.is_some())
+        })
+        .await;
+        shutdown.cancel();
+        first.stopped().await;
+    }
+
+    // While Callboard is down (a deploy): B rings and nobody answers, and A hangs up.
+    face.absorb(&[leg_at_500("b", b, LegState::Ringing, None)]);
+    face.absorb(&[leg_at_500("b", b, LegState::Ended, Some(EndCause::NoAnswer))]);
+    face.absorb(&[leg_at_500("a", a, LegState::Ended, Some(EndCause::Normal))]);
+
+    // Restarted on the same journal, the connector asks from where it left off.
+    let (hub, store, shutdown) = hub(&dir).await;
+    let extensions = vec!["500".into()];
+    let _connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    wait_until("B and A to have ended in history", async || {
+        let ended = |call: Option<Call>| call.is_some_and(|call| call.ended_at.is_some());
+        ended(call_from(&store, b).await) && ended(call_from(&store, a).await)
+    })
+    .await;
+    let missed = call_from(&store, b).await.unwrap();
+    assert_eq!(missed.end_cause, Some(EndCause::NoAnswer), "B rang and ended while we were down: {missed:?}");
+    assert_eq!(missed.legs[0].raw_cause.as_deref(), Some("NO_ANSWER"));
+    assert!(missed.answered_at.is_none());
+    let held = call_from(&store, a).await.unwrap();
+    assert_eq!(held.end_cause, Some(EndCause::Normal), "A's real end, not a resync's unknown: {held:?}");
+    assert!(held.answered_at.is_some());
+    shutdown.cancel();
+}
+
+/// One `subscribe` to the face at `base` for extension 500, asking at once from `last`.
+async fn ask_face(base: &str, last: u64) -> callboard::connectors::noojee::wire::Subscribe {
+    let query = [
+        ("exten", "500".to_owned()),
+        ("lastSequenceNumber", last.to_string()),
+        ("timeOut", "0".to_owned()),
+        ("apiKey", KEY.to_owned()),
+    ];
+    let url = format!("{base}/CallManagementAPI/subscribe");
+    let response = callboard::connectors::http_client().post(url).query(&query).send().await.unwrap();
+    callboard::connectors::noojee::wire::parse_subscribe(&response.text().await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn the_face_answers_a_seq_older_than_it_holds_with_the_full_state_and_a_reset() {
+    let face = NoojeeFace::new(KEY, ("sim", "cc"), Faults::none(), None);
+    let base = serve(face.router()).await;
+    // More changes than the face's log keeps: one channel going back and forth.
+    let changes: Vec<Event> = (0..50_010)
+        .map(|n| leg_at_500("x", "0299990003", if n % 2 == 0 { LegState::Ringing } else { LegState::Active }, None))
+        .collect();
+    face.absorb(&changes);
+    let latest = face.seq();
+    let recent = ask_face(&base, latest - 10).await;
+    assert_eq!((recent.seq, recent.entries.len()), (latest, 1), "a number it holds: what changed since");
+    let too_old = ask_face(&base, 2).await;
+    assert_eq!(too_old.seq, 0, "a number older than its log: a seq below it, so the client resyncs");
+    assert_eq!(too_old.entries.len(), 1, "with the full state");
+}
+
+#[tokio::test]
+async fn a_pbx_that_answers_seq_0_at_once_is_not_polled_ten_times_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, shutdown) = hub(&dir).await;
+    // A quiet, freshly restarted PBX: seq 0, nothing to say, and no waiting.
+    let timeouts: Arc<Mutex<Vec<String>>> = Arc::default();
+    let handler = {
+        let timeouts = timeouts.clone();
+        move |Query(params): Query<HashMap<String, String>>| {
+            let timeouts = timeouts.clone();
+            async move {
+                let asked = (params.get("lastSequenceNumber"), params.get("timeOut"));
+                let shown = format!("{}/{}", asked.0.map_or("-", String::as_str), asked.1.map_or("-", String::as_str));
+                timeouts.lock().unwrap().push(shown);
+                r#"{"Data":{},"seq":0,"Code":0}"#
+            }
+        }
+    };
+    let base = serve(Router::new().route("/servicemanager/rest/CallManagementAPI/subscribe", post(handler))).await;
+    let extensions = vec!["500".into()];
+    let _connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let asked = timeouts.lock().unwrap().clone();
+    shutdown.cancel();
+    // lastSequenceNumber/timeOut of each request: the current state at once, then waits.
+    assert!((2..=6).contains(&asked.len()), "{} requests in 3 s: {asked:?}", asked.len());
+    assert_eq!(asked[0], "0/0", "{asked:?}");
+    assert!(asked[1..].iter().all(|request| request == "0/1"), "{asked:?}");
+}
+
+#[tokio::test]
+async fn a_late_ringing_does_not_put_an_answered_call_back() {
+    let connected = |unique: &str| {
+        ringing(unique).replace("\"Ringing\"", "\"Connected\"").replace("\"canAnswer\":true", "\"canAnswer\":false")
+    };
+    let bodies = vec![
+        // Connected, then a stale Ringing for the same channel, in one response...
+        format!(r#"{{"Data":{{"500":[{},{}]}},"seq":5,"Code":0}}"#, connected("1.1"), ringing("1.1")),
+        // ...and another in the next.
+        format!(r#"{{"Data":{{"500":[{}]}},"seq":6,"Code":0}}"#, ringing("1.1")),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, shutdown) = hub(&dir).await;
+    let (base, served) = serve_in_order(bodies, 6).await;
+    let extensions = vec!["500".into()];
+    let connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    wait_until("both bodies to be served", async || *served.lock().unwrap() > 2).await;
+    let snapshot = hub_snapshot(&hub).await.unwrap();
+    let call = snapshot.calls.iter().find(|call| call.id.native() == "1.1").unwrap();
+    assert_eq!(call.legs[0].state, LegState::Active, "{call:?}");
+    assert!(call.answered_at.is_some());
+    // Still answered as far as commands go: Answer is refused without asking the PBX.
+    let answer = Command {
+        action: Action::Answer,
+        call: Some(CallId::new("nj", "pbx", "1.1")),
+        leg: None,
+        extension: None,
+        number: None,
+    };
+    let refused = connector.control(answer).await;
+    assert!(
+        matches!(&refused, Err(CommandError::Refused(words)) if words.contains("pick it up on the phone")),
+        "{refused:?}"
+    );
     shutdown.cancel();
 }
 
@@ -314,7 +505,8 @@ async fn round_trip_through_the_face_with_every_fault_matches_the_ground_truth()
     let start = callboard::hub::now_ms();
     let mut pbx = Pbx::new(busy_center(21), "sim", "cc", start);
     let extensions = pbx.extension_numbers();
-    let _connector = NoojeeConnector::start("nj", config(base, extensions, 2), hub.clone(), shutdown.clone());
+    let _connector =
+        NoojeeConnector::start("nj", config(base, extensions, 2), hub.clone(), Some(store.clone()), shutdown.clone());
     let mut truth = LiveState::new(QueueSettings::default(), Default::default());
     let absorb = |pbx: &mut Pbx, truth: &mut LiveState| {
         let events = pbx.take_events();
@@ -366,7 +558,7 @@ async fn round_trip_through_the_face_with_every_fault_matches_the_ground_truth()
 #[tokio::test]
 async fn commands_reach_the_face_with_noojee_parameters_and_move_the_pbx() {
     let dir = tempfile::tempdir().unwrap();
-    let (hub, _store, shutdown) = hub(&dir).await;
+    let (hub, store, shutdown) = hub(&dir).await;
     let pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", callboard::hub::now_ms());
     let (events, mut receiver) = tokio::sync::mpsc::channel::<Vec<Event>>(64);
     let (sim, _task) =
@@ -380,7 +572,8 @@ async fn commands_reach_the_face_with_noojee_parameters_and_move_the_pbx() {
     });
     let base = serve(face.router()).await;
     let extensions = vec!["101".into(), "102".into(), "103".into()];
-    let connector = NoojeeConnector::start("nj", config(base, extensions, 2), hub.clone(), shutdown.clone());
+    let connector =
+        NoojeeConnector::start("nj", config(base, extensions, 2), hub.clone(), Some(store), shutdown.clone());
     let at_101 = ExtensionId::new("nj", "pbx", "101");
     let command = |action: Action| Command { action, call: None, leg: None, extension: None, number: None };
 

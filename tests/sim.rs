@@ -695,3 +695,263 @@ async fn commands_from_the_api_reach_the_simulation_and_come_back_as_events() {
     assert!(health.iter().any(|health| health.name == "demo" && health.state == "ready"), "{health:?}");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn an_accelerated_demo_is_a_faster_day_on_the_wall_clock_not_one_ahead_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("scale.db")).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let hub = Hub::start(store, HubSettings::default(), shutdown.clone()).await.unwrap();
+    // Nonsense scales are refused; a provider face's wire carries the simulation's own times.
+    for (time_scale, face) in [(0.0, "direct"), (-1.0, "direct"), (f64::NAN, "direct"), (10.0, "noojee")] {
+        let demo = DemoConfig { time_scale, face: face.into(), ..DemoConfig::default() };
+        let error = match callboard::sim::demo::start(&demo, &hub, shutdown.clone()).await {
+            Ok(_) => panic!("a demo at time scale {time_scale} through {face} must not start"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("time_scale") && error.contains("callboard sim"), "{error}");
+    }
+    // Ten simulated minutes in a second: what the board is told happened has happened.
+    let demo = DemoConfig { time_scale: 600.0, ..DemoConfig::default() };
+    let _demo = callboard::sim::demo::start(&demo, &hub, shutdown.clone()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (snapshot, now) = (hub_snapshot(&hub).await.unwrap(), callboard::hub::now_ms());
+    assert!(!snapshot.calls.is_empty());
+    for call in &snapshot.calls {
+        assert!(call.started_at <= now + 1_000, "{} starts in the future", call.id);
+        if let Some(ended) = call.ended_at {
+            assert!(ended <= now + 1_000, "{} ends in the future", call.id);
+            assert!(ended >= now - 61_000 - 1_000, "{} ended over a minute ago and is still shown", call.id);
+        }
+    }
+    shutdown.cancel();
+}
+
+/// A dial from `extension` to `number`.
+fn dial_command(extension: &str, number: &str) -> Command {
+    Command {
+        action: Action::Dial,
+        call: None,
+        leg: None,
+        extension: Some(ExtensionId::new("sim", "cc", extension)),
+        number: Some(number.into()),
+    }
+}
+
+/// Has 101 dial `number` and pick up its own phone, and runs on until the far end answers
+/// (within 15 s in `Scenario::for_commands`); returns 101's leg.
+fn answered_call_from_101(pbx: &mut Pbx, all: &mut Vec<Event>, number: &str) -> LegReport {
+    let at = ExtensionId::new("sim", "cc", "101");
+    pbx.command(&dial_command("101", number)).unwrap();
+    let events = pbx.take_events();
+    let placed = ringing_legs(&events).pop().expect("101's own phone rings first");
+    all.extend(events);
+    pbx.command(&command(Action::Answer, &placed.call, Some(&at), None)).unwrap();
+    let until = pbx.now() + 20_000;
+    pbx.advance_to(until);
+    all.extend(pbx.take_events());
+    assert_eq!(last_state(all, &placed.leg), Some(LegState::Active), "the far end answered");
+    placed
+}
+
+/// Applies `events` to an empty live state, failing on any the model refuses.
+fn legal_history(events: &[Event]) -> LiveState {
+    let mut state = LiveState::new(QueueSettings::default(), Default::default());
+    for event in events {
+        assert!(!matches!(state.apply(event), Outcome::Refused(_)), "{event:?}");
+    }
+    state
+}
+
+#[test]
+fn dialling_a_colleagues_extension_rings_them_on_an_internal_call() {
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let refused = |result: Result<String, String>, words: &str| {
+        let error = result.expect_err("the PBX should refuse");
+        assert!(error.contains(words), "{error:?} should say {words:?}");
+    };
+    refused(pbx.command(&dial_command("101", "101")), "cannot call itself");
+    let placed = pbx.command(&dial_command("101", "102")).unwrap();
+    let events = pbx.take_events();
+    all.extend(events.iter().cloned());
+    let rung = ringing_legs(&events);
+    let [rung] = rung.as_slice() else { panic!("one phone rings: {rung:?}") };
+    assert_eq!(rung.extension.as_ref().map(|e| e.native()), Some("102"), "the colleague's phone rings");
+    assert_eq!(rung.direction, Direction::Internal);
+    assert_eq!(rung.remote.extension.as_deref(), Some("101"), "102 sees who calls");
+    assert!(placed.contains(rung.call.native()), "{placed}");
+    let dialling = events
+        .iter()
+        .find_map(|event| match &event.kind {
+            EventKind::Leg(leg) if leg.extension.as_ref().map(|e| e.native()) == Some("101") => Some(leg.clone()),
+            _ => None,
+        })
+        .expect("101's side of the call");
+    assert_eq!((dialling.call.clone(), dialling.state), (rung.call.clone(), LegState::RemoteRinging));
+    // Ringing, 102 is busy to anyone else, as for a transfer.
+    refused(pbx.command(&dial_command("103", "102")), "extension 102 is busy");
+    let at_102 = ExtensionId::new("sim", "cc", "102");
+    pbx.command(&command(Action::Answer, &rung.call, Some(&at_102), None)).unwrap();
+    all.extend(pbx.take_events());
+    assert_eq!(last_state(&all, &rung.leg), Some(LegState::Active));
+    assert_eq!(last_state(&all, &dialling.leg), Some(LegState::Active), "101 talks with 102");
+    pbx.command(&command(Action::Hangup, &rung.call, Some(&at_102), None)).unwrap();
+    all.extend(pbx.take_events());
+    never_on_two_calls_at_once(&all);
+    let (_, calls, _) = legal_history(&all).views_all();
+    let call = calls.iter().find(|view| view.id == rung.call).unwrap();
+    assert_eq!((call.direction, call.end_cause), (Direction::Internal, Some(EndCause::Normal)));
+}
+
+#[test]
+fn resuming_a_held_call_never_leaves_the_extension_on_two_calls() {
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let at = ExtensionId::new("sim", "cc", "101");
+    let first = answered_call_from_101(&mut pbx, &mut all, "+61299990000");
+    pbx.command(&command(Action::Hold, &first.call, Some(&at), None)).unwrap();
+    // A second call beside the held one (allowed, as on a phone): 101's phone rings for it.
+    pbx.command(&dial_command("101", "+61299990001")).unwrap();
+    let events = pbx.take_events();
+    let second = ringing_legs(&events).pop().expect("101's phone rings for the second call");
+    all.extend(events);
+    let resume_first = command(Action::Resume, &first.call, Some(&at), None);
+    let refused = pbx.command(&resume_first).expect_err("no resume beside a ringing call");
+    assert!(refused.contains("another call ringing"), "{refused}");
+    // Picked up, the second call dials the far end: still no resume.
+    pbx.command(&command(Action::Answer, &second.call, Some(&at), None)).unwrap();
+    let refused = pbx.command(&resume_first).expect_err("no resume beside a call being dialled");
+    assert!(refused.contains("dialling another call"), "{refused}");
+    let until = pbx.now() + 20_000;
+    pbx.advance_to(until);
+    all.extend(pbx.take_events());
+    assert_eq!(last_state(&all, &second.leg), Some(LegState::Active));
+    assert_eq!(last_state(&all, &first.leg), Some(LegState::Held));
+    // Talking on the second call, back to the first: the second goes on hold (a swap), and back.
+    assert_eq!(pbx.command(&resume_first), Ok("resumed; the other call is on hold".to_owned()));
+    all.extend(pbx.take_events());
+    let states = |all: &[Event]| (last_state(all, &first.leg), last_state(all, &second.leg));
+    assert_eq!(states(&all), (Some(LegState::Active), Some(LegState::Held)));
+    pbx.command(&command(Action::Resume, &second.call, Some(&at), None)).unwrap();
+    all.extend(pbx.take_events());
+    assert_eq!(states(&all), (Some(LegState::Held), Some(LegState::Active)));
+    pbx.advance_to(until + HOUR);
+    all.extend(pbx.take_events());
+    never_on_two_calls_at_once(&all);
+    legal_history(&all);
+}
+
+#[test]
+fn a_hangup_naming_a_leg_or_an_extension_not_live_on_the_call_is_refused() {
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(Scenario::for_commands(), "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let placed = answered_call_from_101(&mut pbx, &mut all, "+61299990000");
+    for (extension, words) in [("103", "extension 103 is not on call"), ("555", "there is no extension")] {
+        let other = ExtensionId::new("sim", "cc", extension);
+        let error = pbx
+            .command(&command(Action::Hangup, &placed.call, Some(&other), None))
+            .expect_err("a hang-up at an extension not on the call");
+        assert!(error.contains(words), "{error:?} should say {words:?}");
+    }
+    let stray = Command {
+        leg: Some(LegId::new("sim", "cc", "elsewhere-0")),
+        ..command(Action::Hangup, &placed.call, None, None)
+    };
+    let error = pbx.command(&stray).expect_err("a hang-up of a leg not on the call");
+    assert!(error.contains("is not live on call"), "{error}");
+    let events = pbx.take_events();
+    assert!(events.iter().all(|event| !matches!(event.kind, EventKind::CallEnded { .. })), "{events:?}");
+    all.extend(events);
+    assert_eq!(last_state(&all, &placed.leg), Some(LegState::Active), "the call is still up");
+    // The extension on the call can still hang it up.
+    let at = ExtensionId::new("sim", "cc", "101");
+    assert_eq!(pbx.command(&command(Action::Hangup, &placed.call, Some(&at), None)), Ok("hung up".to_owned()));
+    all.extend(pbx.take_events());
+    assert_eq!(last_state(&all, &placed.leg), Some(LegState::Ended));
+    legal_history(&all);
+}
+
+#[test]
+fn a_blind_transfer_to_an_outside_number_puts_the_caller_through() {
+    let start = 1_790_000_000_000;
+    let mut pbx = Pbx::new(quiet(600.0), "sim", "cc", start);
+    let mut all = pbx.take_events();
+    let first = first_ringing(&mut pbx, &mut all);
+    let at = first.extension.clone().unwrap();
+    pbx.command(&command(Action::Answer, &first.call, Some(&at), None)).unwrap();
+    // A short number is still an extension, and an unknown one is refused as such.
+    let refused = pbx.command(&command(Action::BlindTransfer, &first.call, Some(&at), Some("999"))).unwrap_err();
+    assert!(refused.contains("no extension 999"), "{refused}");
+    // The Netaxis seed's example: the caller goes to the outside number, the agent is free.
+    let done = pbx.command(&command(Action::BlindTransfer, &first.call, Some(&at), Some("+3212345765"))).unwrap();
+    assert!(done.contains("+3212345765"), "{done}");
+    let events = pbx.take_events();
+    all.extend(events.iter().cloned());
+    let agent_leg = events.iter().find_map(|event| match &event.kind {
+        EventKind::Leg(leg) if leg.leg == first.leg && leg.state.is_ended() => Some(leg.end_cause),
+        _ => None,
+    });
+    assert_eq!(agent_leg, Some(Some(EndCause::Normal)), "{events:?}");
+    let ended = events.iter().any(|event| {
+        matches!(&event.kind, EventKind::CallEnded { call, cause: EndCause::Normal, .. } if *call == first.call)
+    });
+    assert!(ended, "the call leaves the call center and ends normally: {events:?}");
+    let after = pbx.command(&command(Action::Hangup, &first.call, None, None)).unwrap_err();
+    assert!(after.contains("has ended"), "{after}");
+    assert_eq!(pbx.tallies()[0].2.answered(), 1, "the caller was answered before going out");
+    never_on_two_calls_at_once(&all);
+    let (_, calls, _) = legal_history(&all).views_all();
+    let call = calls.iter().find(|view| view.id == first.call).unwrap();
+    assert_eq!(call.end_cause, Some(EndCause::Normal));
+}
+
+#[test]
+fn extreme_scenario_values_neither_overflow_the_clock_nor_come_due() {
+    // Left unchecked, a patience of 1e17 s is i64::MAX ms and `now + delay` overflows.
+    let start = 1_790_000_000_000;
+    let scenario = Scenario {
+        patience_s: 1e17,
+        ring_timeout_s: 1e300,
+        breaks_per_agent_hour: 1e-300,
+        logout_s: callboard::sim::scenario::Spread { mean: 1e300, sd: 1e300 },
+        ..quiet(600.0)
+    };
+    let mut pbx = Pbx::new(scenario, "sim", "cc", start);
+    pbx.advance_to(start + HOUR);
+    let events = pbx.take_events();
+    let tallies = pbx.tallies();
+    let offered: u32 = tallies.iter().map(|(_, _, tally)| tally.offered).sum();
+    let abandoned: u32 = tallies.iter().map(|(_, _, tally)| tally.abandoned()).sum();
+    assert!(offered > 100, "callers keep arriving: {offered}");
+    assert_eq!(abandoned, 0, "nobody gives up within an hour");
+    assert!(!events
+        .iter()
+        .any(|event| matches!(&event.kind, EventKind::QueueLeft { outcome: QueueOutcome::Abandoned, .. })));
+    assert!(pbx.next_due().is_some_and(|at| at > start));
+}
+
+#[tokio::test]
+async fn callboard_sim_says_when_a_run_is_longer_than_a_timer_can_hold() {
+    use callboard::sim::cli::{run, SimArgs};
+    let args = |minutes: f64, time_scale: f64, faces: Vec<String>| SimArgs {
+        scenario: None,
+        seed: None,
+        minutes,
+        time_scale,
+        faults: String::new(),
+        events: false,
+        faces,
+        api_key: "callboard-sim-key".into(),
+    };
+    // A tiny time scale first: the old code panicked on its first paced step.
+    let cases =
+        [(10.0, 1e-300, Vec::new()), (1e300, 1.0, Vec::new()), (1e300, 0.0, vec!["noojee=127.0.0.1:0".to_owned()])];
+    for (minutes, time_scale, faces) in cases {
+        let error = run(args(minutes, time_scale, faces)).await.expect_err("refused before it starts");
+        assert!(error.contains("--minutes") && error.contains("longer than"), "{error}");
+    }
+}

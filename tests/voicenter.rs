@@ -573,3 +573,217 @@ async fn a_restart_rebuilds_the_state_and_ends_what_went_away() {
     println!("voicenter restart: {live_before} calls live at the stop, {journaled} back from the journal");
     stop_b.cancel();
 }
+
+/// Voicenter events read and tracked without a transport, into a fresh state.
+fn tracked_state(frames: &[(&str, serde_json::Value)]) -> LiveState {
+    use callboard::connectors::voicenter::{mapping::Tracker, wire};
+    let mut tracker = Tracker::new("vc", "rt");
+    let mut state = LiveState::new(QueueSettings::default(), Default::default());
+    for (name, payload) in frames {
+        let message = wire::parse(name, payload).unwrap();
+        for event in tracker.take(&message, payload, callboard::hub::now_ms()) {
+            state.apply(&event);
+        }
+    }
+    state
+}
+
+/// An ExtensionEvent at extension 500 about call `ivrid`, at epoch second `second`.
+fn extension_event(
+    reason: &str,
+    ivrid: &str,
+    status: &str,
+    answered_at: Option<i64>,
+    second: i64,
+) -> serde_json::Value {
+    let call = serde_json::json!({
+        "ivrid": ivrid, "callstatus": status, "direction": "Incoming", "callStarted": second,
+        "answered": u8::from(answered_at.is_some()), "callAnswered": answered_at.unwrap_or(0),
+        "callerphone": "0501234567", "callername": "John Doe",
+    });
+    let (calls, cause): (Vec<serde_json::Value>, Option<&str>) =
+        if reason == "HANGUP" { (vec![], Some("Normal hangup")) } else { (vec![call.clone()], None) };
+    let mut data = serde_json::json!({
+        "eventName": "extension", "reason": reason, "servertime": second, "servertimeoffset": 120,
+        "number": 500, "userName": "Ann", "calls": calls, "currentCall": call,
+    });
+    if let Some(cause) = cause {
+        data["cause"] = cause.into();
+        data["ivruniqueid"] = ivrid.into();
+    }
+    serde_json::json!({ "data": data })
+}
+
+/// A QueueEvent of queue 1234567 about call `ivrid`, with `waiting` still waiting after it.
+fn queue_event(reason: &str, ivrid: &str, waiting: &[(&str, i64)], second: i64) -> serde_json::Value {
+    let calls: Vec<serde_json::Value> = waiting
+        .iter()
+        .map(|(ivrid, joined)| {
+            serde_json::json!({ "CallerID": "0501234567", "CallerName": "John Doe", "IvrUniqueID": ivrid,
+                "JoinTimeStamp": joined, "ivrid": ivrid })
+        })
+        .collect();
+    serde_json::json!({
+        "data": { "QueueID": 1234567, "Calls": calls, "QueueName": "Queue1" },
+        "eventName": "queue", "reason": reason, "servertime": second, "servertimeoffset": 180,
+        "ivruniqueid": ivrid,
+    })
+}
+
+/// ABANDONED is also what a caller who reached the queue's maximum wait gets, and the call
+/// rings on elsewhere: it ends the wait, never the call. A call whose caller hung up in the
+/// queue still ends as abandoned, once its legs are over.
+#[test]
+fn an_abandoned_queue_wait_does_not_end_a_call_that_rings_on() {
+    let s = callboard::hub::now_ms() / 1000 - 120;
+    let state = tracked_state(&[
+        ("QueueEvent", queue_event("JOIN", "over-1", &[("over-1", s)], s)),
+        // Timed out of the queue, the call overflows to extension 500, which answers.
+        ("QueueEvent", queue_event("ABANDONED", "over-1", &[], s + 30)),
+        ("ExtensionEvent", extension_event("NEWCALL", "over-1", "Ringing", None, s + 31)),
+        ("ExtensionEvent", extension_event("ANSWER", "over-1", "Talking", Some(s + 35), s + 35)),
+        // Another caller is offered to 500 while waiting, and hangs up before anyone answers.
+        ("QueueEvent", queue_event("JOIN", "gone-1", &[("gone-1", s + 40)], s + 40)),
+        ("ExtensionEvent", extension_event("NEWCALL", "gone-1", "Ringing", None, s + 41)),
+        ("QueueEvent", queue_event("ABANDONED", "gone-1", &[], s + 50)),
+        ("ExtensionEvent", extension_event("HANGUP", "gone-1", "Ringing", None, s + 50)),
+    ]);
+    let (_, calls, queues) = state.views_all();
+    let call = |ivrid: &str| calls.iter().find(|call| call.id.native() == ivrid).cloned();
+    let overflow = call("over-1").expect("the overflowed call is on the board");
+    assert_eq!((overflow.ended_at, overflow.end_cause), (None, None), "{overflow:?}");
+    assert_eq!(overflow.legs.len(), 1, "{overflow:?}");
+    assert_eq!(overflow.legs[0].state, LegState::Active, "{overflow:?}");
+    assert_eq!(overflow.answered_at, Some((s + 35) * 1000));
+    let gone = state.call(&CallId::new("vc", "rt", "gone-1")).expect("the abandoned call");
+    assert_eq!((gone.ended_at, gone.end_cause), (Some((s + 50) * 1000), Some(EndCause::QueueAbandoned)), "{gone:?}");
+    let queue = queues.iter().find(|queue| queue.id.native() == "1234567").unwrap();
+    assert!(queue.waiting.is_empty(), "{:?}", queue.waiting);
+    assert_eq!(queue.figures.abandoned, 2, "{:?}", queue.figures);
+}
+
+async fn waiting_callers(hub: &Hub) -> Vec<String> {
+    let snapshot = hub_snapshot(hub).await.unwrap();
+    snapshot.queues.iter().flat_map(|queue| queue.waiting.iter().map(|entry| entry.call.native().to_owned())).collect()
+}
+
+/// A user login hears no QueueEvent, only `loginStatus`: a caller who abandons one of the
+/// user's queues leaves the board at the next timed resync, not hours later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_login_sees_a_caller_leave_its_queue_without_queue_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _store, shutdown) = hub(&dir).await;
+    let face = VoicenterFace::new(setup(400, 800, Duration::from_secs(3600)), ("sim", "cc"), 2, Faults::none());
+    let login_url = serve_face(&face).await;
+    let now = callboard::hub::now_ms();
+    let agent = ExtensionId::new("sim", "cc", "201");
+    let queue = QueueId::new("sim", "cc", "sales");
+    let caller = CallId::new("sim", "cc", "waiting-1");
+    let event = |at: Timestamp, kind: EventKind| Event::new("sim", "cc", at, kind);
+    face.absorb(&[
+        event(
+            now - 3_000,
+            EventKind::Extension(ExtensionReport {
+                extension: agent.clone(),
+                name: Some("Ava".into()),
+                sip_user: None,
+                online_user: None,
+            }),
+        ),
+        event(now - 3_000, EventKind::Queue { queue: queue.clone(), name: "Sales".into(), members: vec![agent] }),
+        event(
+            now - 2_000,
+            EventKind::QueueJoined {
+                queue: queue.clone(),
+                call: caller.clone(),
+                caller: Party { number: Some("0501234567".into()), name: Some("John".into()), extension: None },
+            },
+        ),
+    ]);
+    let mut table = toml::Table::new();
+    table.insert("login_url".into(), login_url.into());
+    table.insert("login_type".into(), "user".into());
+    table.insert("email".into(), "201@sim.voicenter.test".into());
+    table.insert("pin".into(), "1234".into());
+    // The connector's schedules at 60 times real time: a resync every 15 s is one every 0.25 s.
+    let clock = Clock::new(callboard::hub::now_ms(), 60.0);
+    let connector = VoicenterConnector::start_with_clock(
+        "vc",
+        VoicenterConfig::from_table(&table).unwrap(),
+        hub.clone(),
+        shutdown.clone(),
+        clock,
+    )
+    .await;
+    wait_until("the caller waiting in the user's queue", async || waiting_callers(&hub).await.len() == 1).await;
+    // The caller abandons; the face sends its QueueEvent to account logins only.
+    face.absorb(&[event(
+        callboard::hub::now_ms(),
+        EventKind::QueueLeft { queue, call: caller, outcome: QueueOutcome::Abandoned },
+    )]);
+    wait_until("the caller to leave the board", async || waiting_callers(&hub).await.is_empty()).await;
+    assert!(connector.stats().resyncs_sent >= 1, "{:?}", connector.stats());
+    assert!(face.stats().resyncs >= 1, "{:?}", face.stats());
+    shutdown.cancel();
+}
+
+/// A login API that is down is not sent the password every two seconds: each failed refresh
+/// (and the login after it) waits twice as long as the last, and a success resets that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_refresh_is_retried_less_and_less_often() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _store, shutdown) = hub(&dir).await;
+    // Tokens last 10 s: the refresh is due 5 s before, some 4 to 5 s after the login.
+    let face = VoicenterFace::new(setup(400, 800, Duration::from_secs(10)), ("sim", "cc"), 2, Faults::none());
+    let login_url = serve_face(&face).await;
+    // On the wall clock: the refresh schedule follows the token's (wall-clock) expiry.
+    let connector =
+        VoicenterConnector::start("vc", account_config(&login_url, "eio3"), hub.clone(), shutdown.clone()).await;
+    wait_until("the first connection", async || face.stats().accepted.iter().sum::<u64>() >= 1).await;
+    face.set_login_outage(true);
+    let logins_before = connector.stats().logins;
+    assert_eq!(logins_before, 1);
+    wait_until("the first refresh", async || connector.stats().refreshes >= 1).await;
+    // Tries at 0, 2 and 6 s (the next at 14 s); every 2 s before the fix: 0, 2, 4, 6, 8, 10 s.
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let stats = connector.stats();
+    let logins = stats.logins - logins_before;
+    assert!((2..=3).contains(&logins), "logins while the login API was down: {logins}, {stats:?}");
+    assert!(stats.refreshes <= 3, "{stats:?}");
+    assert!(face.stats().login_failures <= 6, "{:?}", face.stats());
+    let health = hub.connectors().await.unwrap().into_iter().find(|h| h.name == "vc").unwrap();
+    assert!(health.last_error.as_deref().is_some_and(|error| error.contains("token refresh")), "{health:?}");
+    // Back up: the next try succeeds, and the link moves to the new token.
+    face.set_login_outage(false);
+    wait_until("a refresh to succeed", async || face.stats().refreshes >= 1).await;
+    shutdown.cancel();
+}
+
+/// A login API that echoes the token it was sent in its refusal: the health page and the log
+/// show its words without the token.
+#[tokio::test]
+async fn a_login_refusal_that_echoes_the_token_does_not_show_it() {
+    const TOKEN: &str = "tok-sekrit-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, _store, shutdown) = hub(&dir).await;
+    let refuse = axum::routing::post(|| async {
+        (axum::http::StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({ "error": format!("bad token {TOKEN}") })))
+    });
+    let base = serve(Router::new().route("/monitorAPI/Login/Token", refuse)).await;
+    let mut table = toml::Table::new();
+    table.insert("login_url".into(), format!("{base}/monitorAPI").into());
+    table.insert("token".into(), TOKEN.into());
+    let _connector =
+        VoicenterConnector::start("vc", VoicenterConfig::from_table(&table).unwrap(), hub.clone(), shutdown.clone())
+            .await;
+    let mut health = None;
+    wait_until("the refusal on the health page", async || {
+        health = hub.connectors().await.unwrap().into_iter().find(|h| h.name == "vc" && h.last_error.is_some());
+        health.is_some()
+    })
+    .await;
+    let error = health.and_then(|h| h.last_error).unwrap_or_default();
+    assert!(error.contains("bad token"), "{error}");
+    assert!(!error.contains(TOKEN), "{error}");
+    shutdown.cancel();
+}

@@ -154,6 +154,65 @@ test("queue cards show the snapshot's figures and explain them", async ({ page }
   await card.locator("[popovertarget$=-sl]").click();
   await expect(card.locator("[data-help=sl]")).toContainText("answered + abandoned − short abandons");
   await page.screenshot({ path: "test-results/screens/queues.png" });
+  // A formula under a label that does not wrap still wraps to its popover's width.
+  await page.keyboard.press("Escape");
+  await card.locator("[popovertarget$=-offered]").click();
+  const offered = card.locator("[data-help=offered]");
+  await expect(offered).toBeVisible();
+  expect(await offered.evaluate((help) => getComputedStyle(help).whiteSpace)).toBe("normal");
+});
+
+test("today's abandoned callers stay open as the figures move, every one of them, with the call-back outcome", async ({ page }) => {
+  test.setTimeout(120_000);
+  await page.goto(server.url + "/queues");
+  await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+  // Support is the demo's busiest queue: its counts move, and its day is fetched again, often.
+  const support = (await snapshot(page)).queues.find((queue: any) => queue.name === "Support");
+  const list = page.locator(`[data-queue="${support.id}"] details`);
+  const callBack = list.locator("[data-action=call_back]").first();
+  await expect(callBack).toBeAttached({ timeout: 45_000 });
+  await list.locator("summary").click();
+  await expect(list).toHaveJSProperty("open", true);
+  // No extension chosen in this browser: the call back says where to choose one.
+  await callBack.click();
+  const outcome = list.locator("p");
+  await expect(outcome).toHaveText("Choose your extension on the agent desk first.");
+
+  const refetched = await page.waitForResponse(
+    (response) =>
+      response.url().includes("/api/v1/queues/today") && new URL(response.url()).searchParams.get("queue") === support.id,
+    { timeout: 45_000 },
+  );
+  const day = await refetched.json();
+  await page.waitForTimeout(500);
+  await expect(list).toHaveJSProperty("open", true);
+  await expect(outcome).toBeVisible();
+  await expect(outcome).toHaveText("Choose your extension on the agent desk first.");
+  // All of them (the summary counts them all), in a box that scrolls rather than a long page.
+  await expect(list.locator("[data-abandoned]")).toHaveCount(day.abandoned.length);
+  await expect(list.locator("[data-abandoned-summary]")).toContainText(`Abandoned today (${day.abandoned.length}`);
+  const box = await list
+    .locator("[data-abandoned-list]")
+    .evaluate((ul) => [getComputedStyle(ul).maxHeight, getComputedStyle(ul).overflowY]);
+  expect(box[0]).not.toBe("none");
+  expect(box[1]).toBe("auto");
+});
+
+test("links between the screens keep the theme and the queues chosen, and the queues screen follows them", async ({ page }) => {
+  await page.goto(server.url + "/?theme=Light&queues=sales");
+  await expect(page.locator("[data-connection]")).toHaveAttribute("data-connection", "connected");
+  await expect(page.locator("[data-theme]")).toHaveAttribute("data-theme", "light");
+  const link = page.locator("nav a", { hasText: "Queues" });
+  await expect(link).toHaveAttribute("href", "/queues?theme=Light&queues=sales");
+  await link.click();
+  await expect(page).toHaveURL(/\/queues\?theme=Light&queues=sales$/);
+  await expect(page.locator("[data-theme]")).toHaveAttribute("data-theme", "light");
+  await expect(page.locator("[data-queue]")).toHaveCount(1);
+  await expect(page.locator("[data-queue]")).toContainText("Sales");
+  await expect(page.locator("nav a", { hasText: "Wallboard" })).toHaveAttribute("href", "/?theme=Light&queues=sales");
+  // `kiosk=false` is not kiosk mode: the bar stays.
+  await page.goto(server.url + "/?kiosk=false");
+  await expect(page.locator("header")).toBeVisible();
 });
 
 test("the desk pops a ringing call within a second and answers and hangs up through the PBX", async ({ page }) => {

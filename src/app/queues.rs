@@ -5,7 +5,8 @@ use super::clock::{duration_text, Clock};
 use super::format;
 use super::http::{encode, get_json};
 use super::live::LiveStore;
-use crate::model::{Action, Command, ExtensionId, HourFigures, Queue, QueueDay, QueueSettings};
+use super::wallboard::{queue_chosen, queue_filter};
+use crate::model::{Action, Command, ExtensionId, HourFigures, Queue, QueueDay, QueueEntry, QueueSettings, Timestamp};
 use leptos::prelude::*;
 
 /// A figure's level against its amber and red limits.
@@ -52,17 +53,22 @@ fn formula(figure: &str, settings: &QueueSettings) -> String {
         "waiting" => "Callers in the queue now.".into(),
         "longest" => "Now minus the join time of the caller waiting longest.".into(),
         "sl" => format!(
-            "Answered within {} s ÷ (answered + abandoned − short abandons), since the daily reset at {} {}.",
+            "Answered within {} s ÷ (answered + abandoned − short abandons), since the daily reset at {} {}. \
+             Callers whose joining was not seen have no known wait: they are left out of both sides \
+             (an abandon among them counts as short).",
             settings.service_level_s, settings.reset_time, settings.time_zone
         ),
         "offered" => "Answered + abandoned + other + waiting, since the daily reset.".into(),
-        "answered" => "Callers who left the queue answered by an agent.".into(),
+        "answered" => "Callers who left the queue answered by an agent, joining seen or not.".into(),
         "abandoned" => format!(
             "Callers who hung up while waiting; short abandons (under {} s) are counted apart and left out of the service level.",
             settings.short_abandon_s
         ),
-        "short" => format!("Abandons within {} s, before anyone could have answered.", settings.short_abandon_s),
-        "wait" => "Mean wait of answered callers (average speed of answer).".into(),
+        "short" => format!(
+            "Abandons under {} s, before anyone could have answered, and those whose wait is not known.",
+            settings.short_abandon_s
+        ),
+        "wait" => "Mean wait of answered callers whose joining was seen (average speed of answer).".into(),
         "talk" => "Mean talk time of answered calls that have ended.".into(),
         _ => "Agents who serve this queue, by what they are doing now: the members the provider lists, else those set in the configuration ([queues.by_id.\"<id>\"] members).".into(),
     }
@@ -71,7 +77,17 @@ fn formula(figure: &str, settings: &QueueSettings) -> String {
 #[component]
 pub fn Queues() -> impl IntoView {
     let store = expect_context::<LiveStore>();
-    let cards = move || store.queues.with(|map| map.iter().map(|(id, queue)| (id.clone(), *queue)).collect::<Vec<_>>());
+    // `?queues=sales,support` shows the same queues here as on the wallboard.
+    let filter = queue_filter();
+    let cards = Memo::new(move |_| {
+        let filter = filter.get();
+        store.queues.with(|map| {
+            map.iter()
+                .filter(|(_, queue)| filter.is_none() || queue.with(|queue| queue_chosen(queue, &filter)))
+                .map(|(id, queue)| (id.clone(), *queue))
+                .collect::<Vec<_>>()
+        })
+    });
     view! {
         <section data-page="queues">
             <h1 class="text-xl font-semibold">"Queues"</h1>
@@ -79,7 +95,7 @@ pub fn Queues() -> impl IntoView {
                 <p class="mt-2 text-slate-400">"No queues yet: this provider reports none, or no event has arrived."</p>
             </Show>
             <div class="mt-2 grid grid-cols-[repeat(auto-fill,minmax(22rem,1fr))] gap-3">
-                <For each=cards key=|(id, _)| id.clone() let((_, queue))>
+                <For each=move || cards.get() key=|(id, _)| id.clone() let((_, queue))>
                     <QueueCard queue/>
                 </For>
             </div>
@@ -120,7 +136,13 @@ fn QueueCard(queue: RwSignal<Queue>) -> impl IntoView {
             >
                 "?"
             </button>
-            <div popover="auto" id=popover class="max-w-xs rounded-lg bg-slate-800 p-3 text-sm text-slate-100 shadow-xl" data-help=figure>
+            // `whitespace-normal`: a figure's label does not wrap, its formula must.
+            <div
+                popover="auto"
+                id=popover
+                class="max-w-xs whitespace-normal rounded-lg bg-slate-800 p-3 text-sm text-slate-100 shadow-xl"
+                data-help=figure
+            >
                 {move || formula(figure, &settings())}
             </div>
         }
@@ -234,6 +256,8 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
         let url = format!("/api/v1/queues/today?queue={}", encode(&id));
         async move { get_json::<QueueDay>(&url).await.ok() }
     });
+    // The day as last fetched: a fetch that brings the same day changes nothing on screen.
+    let today = Memo::new(move |_| day.get().flatten());
     let message = RwSignal::new(String::new());
     // The agent's extension from the desk: its provider must be able to place the call. With
     // none chosen yet the button stays, and says where to choose one.
@@ -256,62 +280,76 @@ fn TodayChart(queue: RwSignal<Queue>) -> impl IntoView {
             });
         });
     };
+    // Only the chart, the summary's count and the rows follow the day. The <details> around them
+    // is built once, so it stays open under a supervisor reading it as the figures move, and so
+    // does the outcome of a call back below the list.
     view! {
-        {move || day.get().flatten().map(|day| {
-            let chart = chart_svg(&day.hours);
-            let abandoned_count = day.abandoned_count();
-            let not_reached = abandoned_count - day.reached.len();
-            let reached = day.reached;
-            // Those still to call back first, each part latest first.
-            let mut entries = day.abandoned;
-            entries.sort_by_key(|entry| (reached.contains_key(&entry.call), std::cmp::Reverse(entry.left_at)));
-            let abandoned = entries.into_iter().take(8).map(|entry| {
-                // Reached since, by a call back or by calling again: nothing left to do.
-                let reached_at = reached.get(&entry.call).copied();
-                // Withheld and anonymous callers have nothing to call back.
-                let number = entry.caller.number.clone().filter(|number| crate::model::phone::dialable(number).is_some()).unwrap_or_default();
-                let dial = number.clone();
-                let left = entry.left_at.unwrap_or_default();
-                view! {
-                    <li
-                        class="flex items-center justify-between gap-2 py-0.5"
-                        class:text-slate-500=reached_at.is_some()
-                        data-abandoned=entry.call.to_string()
-                        data-reached=reached_at.map(|_| "")
-                    >
-                        <span>{format::party(&entry.caller)}</span>
-                        <span class="tabular-nums text-slate-400">{move || format!("{} ago", duration_text(clock.now.get() - left))}</span>
-                        {match reached_at {
-                            Some(at) => view! {
-                                <span class="text-xs text-emerald-300">{move || format!("✓ reached {} ago", duration_text(clock.now.get() - at))}</span>
-                            }.into_any(),
-                            None => view! {
-                                <Show when={let number = number.clone(); move || !number.is_empty() && can_dial()}>
-                                    <button type="button" class="rounded bg-emerald-800 px-2 text-xs" data-action="call_back" on:click={let dial = dial.clone(); move |_| call_back(dial.clone())}>"Call back"</button>
-                                </Show>
-                            }.into_any(),
-                        }}
-                    </li>
-                }
-            }).collect_view();
-            view! {
+        {move || {
+            today.with(|day| day.as_ref().map(|day| chart_svg(&day.hours))).map(|chart| view! {
                 <div class="mt-3" data-chart="">
                     <div class="text-[11px] text-slate-400">"Today by hour: calls and service level"</div>
                     <div class="text-slate-400" inner_html=chart></div>
                 </div>
-                <details class="mt-2 text-sm">
-                    <summary class="cursor-pointer text-slate-300" data-abandoned-summary="">
-                        {if abandoned_count == not_reached {
-                            format!("Abandoned today ({abandoned_count})")
-                        } else {
-                            format!("Abandoned today ({abandoned_count}, {not_reached} not reached since)")
-                        }}
-                    </summary>
-                    <ul>{abandoned}</ul>
-                    <p class="text-xs text-slate-300">{move || message.get()}</p>
-                </details>
-            }
-        })}
+            })
+        }}
+        <details class="mt-2 text-sm" class:hidden=move || today.with(Option::is_none)>
+            <summary class="cursor-pointer text-slate-300" data-abandoned-summary="">
+                {move || today.with(|day| day.as_ref().map(abandoned_summary)).unwrap_or_default()}
+            </summary>
+            // Every caller, however many (the summary counts them all), in a box that scrolls.
+            <ul class="max-h-64 overflow-y-auto pr-1" data-abandoned-list="">
+                {move || today.with(|day| day.as_ref().map(abandoned_rows)).unwrap_or_default().into_iter().map(|(entry, reached_at)| {
+                    // Withheld and anonymous callers have nothing to call back.
+                    let number = entry.caller.number.clone().filter(|number| crate::model::phone::dialable(number).is_some()).unwrap_or_default();
+                    let dial = number.clone();
+                    let left = entry.left_at.unwrap_or_default();
+                    view! {
+                        <li
+                            class="flex items-center justify-between gap-2 py-0.5"
+                            class:text-slate-500=reached_at.is_some()
+                            data-abandoned=entry.call.to_string()
+                            data-reached=reached_at.map(|_| "")
+                        >
+                            <span>{format::party(&entry.caller)}</span>
+                            <span class="tabular-nums text-slate-400">{move || format!("{} ago", duration_text(clock.now.get() - left))}</span>
+                            {match reached_at {
+                                // Reached since, by a call back or by calling again: nothing left to do.
+                                Some(at) => view! {
+                                    <span class="text-xs text-emerald-300">{move || format!("✓ reached {} ago", duration_text(clock.now.get() - at))}</span>
+                                }.into_any(),
+                                None => view! {
+                                    <Show when={let number = number.clone(); move || !number.is_empty() && can_dial()}>
+                                        <button type="button" class="rounded bg-emerald-800 px-2 text-xs" data-action="call_back" on:click={let dial = dial.clone(); move |_| call_back(dial.clone())}>"Call back"</button>
+                                    </Show>
+                                }.into_any(),
+                            }}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            <p class="text-xs text-slate-300">{move || message.get()}</p>
+        </details>
+    }
+}
+
+/// Today's abandoned callers as the list shows them, every one of them (the summary counts them
+/// all): those still to call back first, each part latest first; with when each was reached
+/// since, by a call back or by calling again.
+fn abandoned_rows(day: &QueueDay) -> Vec<(QueueEntry, Option<Timestamp>)> {
+    let mut rows: Vec<(QueueEntry, Option<Timestamp>)> =
+        day.abandoned.iter().map(|entry| (entry.clone(), day.reached.get(&entry.call).copied())).collect();
+    rows.sort_by_key(|(entry, reached_at)| (reached_at.is_some(), std::cmp::Reverse(entry.left_at)));
+    rows
+}
+
+/// The list's summary: how many gave up today, and how many of them are not reached since.
+fn abandoned_summary(day: &QueueDay) -> String {
+    let abandoned = day.abandoned_count();
+    let not_reached = abandoned.saturating_sub(day.reached.len());
+    if abandoned == not_reached {
+        format!("Abandoned today ({abandoned})")
+    } else {
+        format!("Abandoned today ({abandoned}, {not_reached} not reached since)")
     }
 }
 
@@ -384,6 +422,7 @@ mod tests {
                 offered: 10,
                 answered: 8,
                 answered_within_sl: 6,
+                answered_wait_unknown: 0,
                 abandoned: 2,
                 abandoned_short: 0,
             },
@@ -420,6 +459,42 @@ mod tests {
         // A long day labels every second hour.
         let long: Vec<HourFigures> = (0..20).map(|index| hour(index, 1)).collect();
         assert_eq!(chart_svg(&long).matches("<text").count(), 10);
+    }
+
+    #[test]
+    fn every_abandoned_caller_is_listed_those_still_to_call_first() {
+        use crate::model::{CallId, Party, QueueId, QueueOutcome};
+        let gave_up = |index: i64| QueueEntry {
+            call: CallId(format!("c{index}")),
+            caller: Party::default(),
+            joined_at: Some(index * 1_000),
+            left_at: Some(index * 1_000 + 500),
+            outcome: Some(QueueOutcome::Abandoned),
+            talk_ms: None,
+        };
+        let mut day = QueueDay {
+            queue: QueueId("q".into()),
+            hours: Vec::new(),
+            abandoned: (0..12).map(gave_up).collect(),
+            reached: Default::default(),
+        };
+        day.reached.insert(CallId("c11".into()), 99_000);
+        let rows = abandoned_rows(&day);
+        assert_eq!(rows.len(), 12, "all of them, not the first 8");
+        let calls: Vec<&str> = rows.iter().map(|(entry, _)| entry.call.as_str()).collect();
+        assert_eq!(calls[..3], ["c10", "c9", "c8"]);
+        assert_eq!(rows.last().map(|(entry, reached)| (entry.call.as_str(), *reached)), Some(("c11", Some(99_000))));
+        assert_eq!(abandoned_summary(&day), "Abandoned today (12, 11 not reached since)");
+    }
+
+    #[test]
+    fn the_help_says_what_is_counted() {
+        let settings = QueueSettings::default();
+        // Short abandons are those under the limit (`wait < short_abandon_s`), not within it.
+        assert!(formula("short", &settings).starts_with("Abandons under 5 s"), "{}", formula("short", &settings));
+        // Callers whose joining was not seen have no wait to count.
+        assert!(formula("sl", &settings).contains("left out of both sides"));
+        assert!(formula("wait", &settings).contains("whose joining was seen"));
     }
 
     #[test]

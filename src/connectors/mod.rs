@@ -218,7 +218,7 @@ pub async fn start(
         ProviderKind::Noojee => {
             let config = noojee::NoojeeConfig::from_table(&provider.settings).map_err(invalid)?;
             Ok(Started {
-                connector: noojee::NoojeeConnector::start(&provider.name, config, hub, shutdown),
+                connector: noojee::NoojeeConnector::start(&provider.name, config, hub, Some(store.clone()), shutdown),
                 hook: None,
                 finishing: None,
             })

@@ -81,10 +81,10 @@ impl QueueEntry {
         self.outcome.is_none()
     }
 
-    /// Time from joining to leaving; zero when the joining was never seen.
+    /// Time from joining to leaving; none while waiting, and none when the joining was never
+    /// seen: an unknown wait is not a zero wait, and must not count as answered at once.
     pub fn wait_ms(&self) -> Option<i64> {
-        let left = self.left_at?;
-        Some((left - self.joined_at.unwrap_or(left)).max(0))
+        Some((self.left_at? - self.joined_at?).max(0))
     }
 
     /// The moment this entry counts for when figures are cut at the daily reset.
@@ -122,20 +122,29 @@ pub struct QueueFigures {
     pub longest_waiting_since: Option<Timestamp>,
     /// offered = answered + abandoned + other + waiting.
     pub offered: u32,
+    /// Every answer, those whose wait is unknown included.
     pub answered: u32,
-    /// Answered with wait <= service_level_s.
+    /// Answered with a known wait <= service_level_s.
     pub answered_within_sl: u32,
+    /// Answered callers whose joining was never seen: their wait is unknown, so they count in
+    /// answered and offered (and the service level's denominator) but not as answered within
+    /// the threshold, nor in the average wait.
+    #[serde(default)]
+    pub answered_wait_unknown: u32,
     /// Every abandon, short ones included.
     pub abandoned: u32,
-    /// Abandons with wait < short_abandon_s.
+    /// Abandons with wait < short_abandon_s, and those whose wait is unknown (their joining was
+    /// never seen), which so stay out of the service level too.
     pub abandoned_short: u32,
     /// Left neither answered nor abandoned (overflow, timeout, transfer out).
     pub other: u32,
-    /// 100 × answered_within_sl / (answered + abandoned − abandoned_short); none when that
-    /// denominator is zero.
+    /// 100 × answered_within_sl / (answered + abandoned − abandoned_short), the architecture's
+    /// formula: an answer whose wait is unknown is not known to be within the threshold, so it
+    /// counts below the line only; none when that denominator is zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_level_pct: Option<f64>,
-    /// Mean wait of answered calls (average speed of answer), milliseconds.
+    /// Mean wait of answered calls whose wait is known (average speed of answer), milliseconds;
+    /// none when there are none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_wait_ms: Option<i64>,
     /// Mean talk time of answered calls that have ended, milliseconds.
@@ -169,13 +178,14 @@ impl QueueFigures {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Contribution {
     pub outcome: Option<QueueOutcome>,
-    pub wait_ms: i64,
+    /// None while waiting or when the joining was never seen (see `QueueEntry::wait_ms`).
+    pub wait_ms: Option<i64>,
     pub talk_ms: Option<i64>,
 }
 
 impl Contribution {
     pub fn of(entry: &QueueEntry) -> Self {
-        Self { outcome: entry.outcome, wait_ms: entry.wait_ms().unwrap_or(0), talk_ms: entry.talk_ms }
+        Self { outcome: entry.outcome, wait_ms: entry.wait_ms(), talk_ms: entry.talk_ms }
     }
 }
 
@@ -187,6 +197,7 @@ pub struct Tally {
     waiting: i64,
     answered: i64,
     answered_within_sl: i64,
+    answered_wait_unknown: i64,
     abandoned: i64,
     abandoned_short: i64,
     other: i64,
@@ -213,8 +224,13 @@ impl Tally {
             None => self.waiting += sign,
             Some(QueueOutcome::Answered) => {
                 self.answered += sign;
-                self.wait_sum_ms += sign * wait;
-                self.answered_within_sl += sign * i64::from(wait <= service_level_ms);
+                match wait {
+                    Some(wait) => {
+                        self.wait_sum_ms += sign * wait;
+                        self.answered_within_sl += sign * i64::from(wait <= service_level_ms);
+                    }
+                    None => self.answered_wait_unknown += sign,
+                }
                 if let Some(talk) = contribution.talk_ms {
                     self.talk_sum_ms += sign * talk;
                     self.talk_count += sign;
@@ -222,7 +238,7 @@ impl Tally {
             }
             Some(QueueOutcome::Abandoned) => {
                 self.abandoned += sign;
-                self.abandoned_short += sign * i64::from(wait < short_abandon_ms);
+                self.abandoned_short += sign * i64::from(wait.is_none_or(|wait| wait < short_abandon_ms));
             }
             Some(QueueOutcome::Other) => self.other += sign,
         }
@@ -230,9 +246,10 @@ impl Tally {
 
     /// The figures, with the formulas documented on `QueueFigures`: service level
     /// 100 × answered_within_sl / (answered + abandoned − abandoned_short), average wait over
-    /// answered calls, average talk over answered calls that have ended.
+    /// answered calls whose wait is known, average talk over answered calls that have ended.
     pub fn figures(&self, longest_waiting_since: Option<Timestamp>, agents: AgentCounts) -> QueueFigures {
         let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        let answered_known = self.answered - self.answered_wait_unknown;
         let denominator = self.answered + self.abandoned - self.abandoned_short;
         QueueFigures {
             waiting: count(self.waiting),
@@ -240,11 +257,12 @@ impl Tally {
             offered: count(self.offered),
             answered: count(self.answered),
             answered_within_sl: count(self.answered_within_sl),
+            answered_wait_unknown: count(self.answered_wait_unknown),
             abandoned: count(self.abandoned),
             abandoned_short: count(self.abandoned_short),
             other: count(self.other),
             service_level_pct: (denominator > 0).then(|| 100.0 * self.answered_within_sl as f64 / denominator as f64),
-            avg_wait_ms: (self.answered > 0).then(|| self.wait_sum_ms / self.answered),
+            avg_wait_ms: (answered_known > 0).then(|| self.wait_sum_ms / answered_known),
             avg_talk_ms: (self.talk_count > 0).then(|| self.talk_sum_ms / self.talk_count),
             agents,
         }
@@ -263,6 +281,8 @@ pub struct HourFigures {
     pub offered: u32,
     pub answered: u32,
     pub answered_within_sl: u32,
+    #[serde(default)]
+    pub answered_wait_unknown: u32,
     pub abandoned: u32,
     pub abandoned_short: u32,
 }
@@ -344,15 +364,18 @@ impl QueueDay {
                 ..HourFigures::default()
             });
             hour.offered += 1;
-            let wait = entry.wait_ms().unwrap_or(0);
+            let wait = entry.wait_ms();
             match entry.outcome {
                 Some(QueueOutcome::Answered) => {
                     hour.answered += 1;
-                    hour.answered_within_sl += u32::from(wait <= service_level_ms);
+                    match wait {
+                        Some(wait) => hour.answered_within_sl += u32::from(wait <= service_level_ms),
+                        None => hour.answered_wait_unknown += 1,
+                    }
                 }
                 Some(QueueOutcome::Abandoned) => {
                     hour.abandoned += 1;
-                    hour.abandoned_short += u32::from(wait < short_abandon_ms);
+                    hour.abandoned_short += u32::from(wait.is_none_or(|wait| wait < short_abandon_ms));
                     abandoned.push(entry.clone());
                 }
                 _ => {}
@@ -416,6 +439,24 @@ mod tests {
         assert!((figures.service_level_pct.unwrap() - 100.0 / 3.0).abs() < 1e-9);
         assert_eq!(figures.avg_wait_ms, Some(25_000));
         assert_eq!(figures.offered, figures.answered + figures.abandoned + figures.other + figures.waiting);
+    }
+
+    #[test]
+    fn an_answer_whose_joining_was_never_seen_is_answered_but_has_no_wait() {
+        use QueueOutcome::*;
+        let unseen = QueueEntry { joined_at: None, ..entry(1_000, Some((2_000, Answered))) };
+        let entries = [unseen, entry(10_000, Some((50_000, Answered)))]; // 40 s: outside 20 s
+        let figures = QueueFigures::compute(&entries, &QueueSettings::default(), 0, AgentCounts::default());
+        assert_eq!((figures.offered, figures.answered, figures.answered_wait_unknown), (2, 2, 1));
+        // Not within the threshold for a "0 s" wait it never had: 0 within / 2, not 1 / 2.
+        assert_eq!(figures.answered_within_sl, 0);
+        assert_eq!(figures.service_level_pct, Some(0.0));
+        assert_eq!(figures.avg_wait_ms, Some(40_000));
+        assert_eq!(figures.offered, figures.answered + figures.abandoned + figures.other + figures.waiting);
+        // The day by hour says the same.
+        let day = QueueDay::compute(QueueId("q".into()), &entries, &QueueSettings::default(), 0, |_| (0, 0));
+        assert_eq!((day.hours[0].answered, day.hours[0].answered_within_sl), (2, 0));
+        assert_eq!(day.hours[0].service_level_pct(), Some(0.0));
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub async fn run(args: SimArgs) -> Result<(), String> {
     if !(valid_minutes && valid_scale) {
         return Err("--minutes must be positive and --time-scale 0 or more".into());
     }
+    // A paced run (a time scale, or faces, which run in real time without one) must fit a
+    // timer: said now rather than found out mid-run.
+    if args.time_scale > 0.0 || !args.faces.is_empty() {
+        real_time(args.minutes, if args.time_scale > 0.0 { args.time_scale } else { 1.0 })?;
+    }
     let rates = FaultRates::parse(&args.faults)?;
     if rates.drop > 0.0 && args.faces.is_empty() {
         return Err("the direct face cannot recover a dropped event; use duplicate and reorder".into());
@@ -108,7 +113,7 @@ async fn simulate(
         run.carry_events(batch).await;
         simulated += step;
         if args.time_scale > 0.0 {
-            let due = Duration::from_secs_f64(simulated as f64 / 1000.0 / args.time_scale);
+            let due = Duration::try_from_secs_f64(simulated as f64 / 1000.0 / args.time_scale).unwrap_or(Duration::MAX);
             tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
         }
         let waiting: u32 = run.pbx.tallies().iter().map(|(_, _, tally)| tally.waiting).sum();
@@ -182,6 +187,7 @@ async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> R
     use super::runner;
     use crate::clock::Clock;
     let time_scale = if args.time_scale > 0.0 { args.time_scale } else { 1.0 };
+    let real = real_time(args.minutes, time_scale)?;
     let start = crate::hub::now_ms();
     let pbx = super::Pbx::new(scenario.clone(), "sim", "callcenter", start);
     let numbers = pbx.extension_numbers();
@@ -265,7 +271,6 @@ async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> R
             }
         }
     });
-    let real = std::time::Duration::from_secs_f64(args.minutes * 60.0 / time_scale);
     tokio::select! {
         _ = tokio::time::sleep(real) => {}
         _ = tokio::signal::ctrl_c() => println!("interrupted"),
@@ -288,4 +293,29 @@ async fn serve_faces(args: &SimArgs, scenario: Scenario, rates: FaultRates) -> R
         println!("faults injected: {counts:?}");
     }
     Ok(())
+}
+
+/// The real time `minutes` simulated minutes take at `time_scale`, or why no timer can wait that
+/// long (a huge `--minutes` or a tiny `--time-scale`), instead of a panic.
+fn real_time(minutes: f64, time_scale: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(minutes * 60.0 / time_scale).map_err(|_| {
+        format!(
+            "--minutes {minutes} at --time-scale {time_scale} is longer than this machine can wait; \
+             run fewer minutes or a larger time scale"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_longer_than_a_timer_can_hold_is_an_error() {
+        assert_eq!(real_time(10.0, 60.0), Ok(Duration::from_secs(10)));
+        for (minutes, time_scale) in [(1e300, 1.0), (10.0, 1e-300), (f64::MAX, f64::MIN_POSITIVE)] {
+            let error = real_time(minutes, time_scale).unwrap_err();
+            assert!(error.contains("--minutes") && error.contains("longer than"), "{error}");
+        }
+    }
 }

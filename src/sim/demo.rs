@@ -1,7 +1,7 @@
 //! Demo mode: with no provider configured, a simulated call center feeds the board, so the
 //! first run shows a live wallboard and every button has something to act on.
 
-use super::direct::{feed_hub, SimConnector};
+use super::direct::{feed_hub, SimConnector, WallTime};
 use super::faces::noojee::{NoojeeFace, BASE_PATH};
 use super::faults::Faults;
 use super::harness::hub_snapshot;
@@ -33,7 +33,13 @@ pub enum DemoError {
     Scenario(#[from] ScenarioError),
     #[error("demo face {0:?} is not available (faces: direct, noojee)")]
     UnknownFace(String),
-    #[error("demo time_scale must be a positive number, not {0}")]
+    /// A provider face's wire carries the simulation's own times, which the connector reads as
+    /// wall-clock times: faster, they would run ahead of the wall (ended calls never retire,
+    /// timers count below zero), slower, behind the daily reset. Only the direct face maps them.
+    #[error(
+        "[demo] time_scale must be a positive number, and 1 with a provider face (its wire carries \
+         the simulation's times), not {0}; accelerated runs through a face belong to `callboard sim --time-scale N`"
+    )]
     TimeScale(f64),
     #[error("the hub did not answer: {0}")]
     Hub(String),
@@ -50,8 +56,10 @@ pub async fn start(
     if !["direct", "noojee"].contains(&config.face.as_str()) {
         return Err(DemoError::UnknownFace(config.face.clone()));
     }
-    if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
-        return Err(DemoError::TimeScale(config.time_scale));
+    // Checked here, as the configuration's check of its own: the server reports it at start.
+    let scale = config.time_scale;
+    if !(scale.is_finite() && scale > 0.0) || (config.face != "direct" && scale != 1.0) {
+        return Err(DemoError::TimeScale(scale));
     }
     let mut scenario =
         if config.scenario.is_empty() { Scenario::demo() } else { Scenario::load(Path::new(&config.scenario))? };
@@ -68,19 +76,14 @@ pub async fn start(
     let provider = if face == "direct" { DEMO_PROVIDER } else { "sim" };
     let mut pbx = Pbx::new(scenario, provider, DEMO_ACCOUNT, start);
     pbx.advance_to(now);
-    tracing::info!(
-        seed = config.seed,
-        time_scale = config.time_scale,
-        warmup_s = (now - start) / 1000,
-        face,
-        "demo call center open"
-    );
+    tracing::info!(seed = config.seed, warmup_s = (now - start) / 1000, face, "demo call center open");
     let extensions = pbx.extension_numbers();
     let (events, mut receiver) = mpsc::channel(EVENT_BUFFER);
-    let clock = Clock::new(now, config.time_scale);
+    let clock = Clock::new(now, scale);
     let (sim, _task) = runner::spawn(pbx, clock, events, shutdown.clone());
     if face == "direct" {
-        tokio::spawn(feed_hub(DEMO_PROVIDER.to_owned(), receiver, hub.clone(), Faults::none()));
+        let wall = WallTime { start: now, scale };
+        tokio::spawn(feed_hub(DEMO_PROVIDER.to_owned(), receiver, hub.clone(), Faults::none(), wall));
         return Ok(Arc::new(SimConnector::new(DEMO_PROVIDER, sim)));
     }
     let key = format!("{:032x}", rand::random::<u128>());
@@ -109,8 +112,10 @@ pub async fn start(
         poll_timeout_s: 30,
         phone_type: "yealink".into(),
         time_zone: "UTC".into(),
+        dial_technology: "SIP".into(),
     };
-    Ok(NoojeeConnector::start(DEMO_PROVIDER, config, hub.clone(), shutdown))
+    // A fresh face each run: nothing to resume from its numbering.
+    Ok(NoojeeConnector::start(DEMO_PROVIDER, config, hub.clone(), None, shutdown))
 }
 
 /// Ends what an earlier demo run left live (its calls and waiting callers died with it), as a

@@ -6,7 +6,7 @@ use super::faults::Faults;
 use super::runner::{SimError, SimHandle};
 use crate::connectors::{CommandError, Connector};
 use crate::hub::{now_ms, Hub};
-use crate::model::{Action, Command, ConnectorHealth, Event};
+use crate::model::{Action, Command, ConnectorHealth, Event, Timestamp};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -17,7 +17,13 @@ const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Forwards the simulation's events to the hub (through the message faults, when any are set:
 /// duplicates and reordering only make sense here, as there is no resync to recover a drop),
 /// and keeps the connector's health current. Returns when the simulation stops.
-pub async fn feed_hub(name: String, mut events: mpsc::Receiver<Vec<Event>>, hub: Hub, faults: Arc<Faults>) {
+pub async fn feed_hub(
+    name: String,
+    mut events: mpsc::Receiver<Vec<Event>>,
+    hub: Hub,
+    faults: Arc<Faults>,
+    wall: WallTime,
+) {
     let mut health = ConnectorHealth {
         name,
         provider_kind: "demo".into(),
@@ -30,8 +36,9 @@ pub async fn feed_hub(name: String, mut events: mpsc::Receiver<Vec<Event>>, hub:
     while let Some(batch) = events.recv().await {
         let received_at = now_ms();
         let count = batch.len() as u64;
-        let last_at = batch.iter().map(|event| event.at).max();
+        let last_at = batch.iter().map(|event| wall.of(event.at)).max();
         for mut event in faults.perturb(batch) {
+            event.at = wall.of(event.at);
             event.received_at = received_at;
             if hub.feed(event).await.is_err() {
                 return;
@@ -46,6 +53,25 @@ pub async fn feed_hub(name: String, mut events: mpsc::Receiver<Vec<Event>>, hub:
     }
     health.state = "down".into();
     let _ = hub.report_health(health).await;
+}
+
+/// Where a simulated moment falls on the wall clock the hub and browsers run on: the simulation
+/// clock started at `start` and runs `scale` times as fast, so a moment after the start shows
+/// at `start + (at − start) / scale` (an accelerated demo is a day that passes faster, not one
+/// that runs ahead of the wall); the warm-up before the start stays where it was.
+#[derive(Debug, Clone, Copy)]
+pub struct WallTime {
+    pub start: Timestamp,
+    pub scale: f64,
+}
+
+impl WallTime {
+    pub fn of(&self, at: Timestamp) -> Timestamp {
+        if at <= self.start || self.scale == 1.0 {
+            return at;
+        }
+        self.start.saturating_add(((at - self.start) as f64 / self.scale) as Timestamp)
+    }
 }
 
 /// The direct face's connector: commands go straight to the simulated PBX.

@@ -10,6 +10,7 @@
 //! and commands give the same events.
 
 use super::scenario::{slug, Scenario, Spread};
+use crate::model::phone::dialable;
 use crate::model::{
     Action, AgentStatus, BreakReason, CallId, Command, Direction, EndCause, Event, EventKind, ExtensionId,
     ExtensionReport, HeldBy, LegId, LegReport, LegState, Origin, Party, QueueId, QueueOutcome, QueueSettings,
@@ -29,6 +30,9 @@ const FORGET_ENDED_MS: i64 = 10 * 60_000;
 const RETRY_MS: i64 = 60_000;
 /// A consultation nobody completes is completed for them after this long.
 const CONSULT_LIMIT_MS: i64 = 180_000;
+/// The longest delay the engine plans (a year, as the scenario's longest value): a value drawn
+/// from an extreme scenario would otherwise overflow the clock arithmetic.
+const MAX_DELAY_MS: i64 = 365 * 24 * 3_600_000;
 
 /// Something the PBX will do at a time unless the state has moved on by then.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -281,7 +285,7 @@ impl Pbx {
                 name,
                 queues: Vec::new(),
                 status: AgentStatus::Available,
-                status_at: self.now - 1,
+                status_at: self.now.saturating_sub(1),
                 live_legs: 0,
                 idle_since: self.now,
             });
@@ -383,10 +387,15 @@ impl Pbx {
         self.agenda.push(Reverse((at, self.scheduled, due)));
     }
 
+    /// Plans `due` `delay_ms` from now; the sum saturates, so no delay overflows the clock.
+    fn schedule_in(&mut self, delay_ms: i64, due: Due) {
+        self.schedule(self.now.saturating_add(delay_ms), due);
+    }
+
     fn schedule_per_hour(&mut self, per_hour: f64, due: Due) {
         if per_hour > 0.0 {
             let delay = self.exponential_ms(3600.0 / per_hour);
-            self.schedule(self.now + delay, due);
+            self.schedule_in(delay, due);
         }
     }
 
@@ -394,13 +403,14 @@ impl Pbx {
         let rate = self.queues[queue].peak_rate_per_ms;
         if rate > 0.0 {
             let delay = self.exponential_ms(0.001 / rate);
-            self.schedule(self.now + delay, Due::Arrival { queue });
+            self.schedule_in(delay, Due::Arrival { queue });
         }
     }
 
+    /// An exponential delay of mean `mean_s` seconds, from 1 ms to [`MAX_DELAY_MS`].
     fn exponential_ms(&mut self, mean_s: f64) -> i64 {
-        let exp = Exp::new(1.0 / mean_s).expect("scenario validation keeps means positive");
-        (exp.sample(&mut self.rng) * 1000.0).round().max(1.0) as i64
+        let Ok(exp) = Exp::new(1.0 / mean_s) else { return MAX_DELAY_MS };
+        capped_ms(exp.sample(&mut self.rng), 0.001)
     }
 
     fn spread_ms(&mut self, spread: Spread) -> i64 {
@@ -411,12 +421,15 @@ impl Pbx {
                 .map(|distribution| distribution.sample(&mut self.rng))
                 .unwrap_or(spread.mean)
         };
-        (seconds * 1000.0).round().max(1000.0) as i64
+        capped_ms(seconds, 1.0)
     }
 
     fn uniform_ms(&mut self, (from_s, to_s): (f64, f64)) -> i64 {
+        // Clamped first: a range too wide for a float is refused by the sampler.
+        let limit = (MAX_DELAY_MS / 1000) as f64;
+        let (from_s, to_s) = (from_s.max(0.0).min(limit), to_s.max(0.0).min(limit));
         let seconds = if to_s > from_s { self.rng.random_range(from_s..to_s) } else { from_s };
-        (seconds * 1000.0).round() as i64
+        capped_ms(seconds, 0.0)
     }
 
     fn carry_out(&mut self, due: Due) {
@@ -434,7 +447,7 @@ impl Pbx {
                     self.set_leg(call, leg, LegState::Held);
                     let length = self.spread_ms(self.scenario.hold_s);
                     let hold = self.calls[&call].legs[leg].holds;
-                    self.schedule(self.now + length, Due::HoldEnd { call, leg, hold });
+                    self.schedule_in(length, Due::HoldEnd { call, leg, hold });
                 }
             }
             Due::HoldEnd { call, leg, hold } => self.hold_ends(call, leg, hold),
@@ -472,9 +485,9 @@ impl Pbx {
                 if self.agents[agent].takes_calls() {
                     self.set_status(agent, AgentStatus::LoggedOut);
                     let away = self.spread_ms(self.scenario.logout_s);
-                    self.schedule(self.now + away, Due::Login { agent });
+                    self.schedule_in(away, Due::Login { agent });
                 } else {
-                    self.schedule(self.now + RETRY_MS, Due::Logout { agent });
+                    self.schedule_in(RETRY_MS, Due::Logout { agent });
                 }
             }
             Due::Login { agent } => {
@@ -509,7 +522,7 @@ impl Pbx {
         queue_record.tally.waiting += 1;
         queue_record.waiting.push_back(call);
         let patience = self.exponential_ms(self.scenario.patience_s);
-        self.schedule(self.now + patience, Due::Abandon { call });
+        self.schedule_in(patience, Due::Abandon { call });
         self.dispatch();
     }
 
@@ -550,10 +563,10 @@ impl Pbx {
     fn plan_ring(&mut self, call: CallNo, leg: usize) {
         if self.rng.random::<f64>() < self.scenario.answer_probability {
             let after = self.uniform_ms(self.scenario.answer_after_s);
-            self.schedule(self.now + after, Due::AgentAnswers { call, leg });
+            self.schedule_in(after, Due::AgentAnswers { call, leg });
         } else {
-            let timeout = (self.scenario.ring_timeout_s * 1000.0) as i64;
-            self.schedule(self.now + timeout, Due::RingTimeout { call, leg });
+            let timeout = capped_ms(self.scenario.ring_timeout_s, 0.0);
+            self.schedule_in(timeout, Due::RingTimeout { call, leg });
         }
     }
 
@@ -575,8 +588,18 @@ impl Pbx {
             }
             if consult.automatic {
                 let talk = self.uniform_ms((10.0, 40.0));
-                self.schedule(self.now + talk, Due::ConsultDone { consult: call });
+                self.schedule_in(talk, Due::ConsultDone { consult: call });
             }
+            return;
+        }
+        if record.direction == Direction::Internal {
+            // A colleague dialled directly picked up: the dialling side is connected too.
+            let dialling = (0..record.legs.len())
+                .find(|other| *other != leg && record.legs[*other].state == LegState::RemoteRinging);
+            if let Some(other) = dialling {
+                self.set_leg(call, other, LegState::Active);
+            }
+            self.plan_talk(call, leg);
             return;
         }
         if record.waiting {
@@ -592,11 +615,11 @@ impl Pbx {
     fn plan_talk(&mut self, call: CallNo, leg: usize) {
         let talk = self.spread_ms(self.scenario.talk_s);
         if self.rng.random::<f64>() < self.scenario.hold_probability {
-            let at = self.now + (talk as f64 * self.rng.random_range(0.2..0.6)) as i64;
-            self.schedule(at, Due::HoldStart { call, leg });
+            let into = (talk as f64 * self.rng.random_range(0.2..0.6)) as i64;
+            self.schedule_in(into, Due::HoldStart { call, leg });
         }
         let epoch = self.calls[&call].epoch;
-        self.schedule(self.now + talk, Due::TalkEnds { call, epoch });
+        self.schedule_in(talk, Due::TalkEnds { call, epoch });
     }
 
     /// The simulated agent goes back to the caller they held, unless that hold is no longer the
@@ -636,12 +659,12 @@ impl Pbx {
         let (answer, busy) = (self.scenario.outbound_answer_probability, self.scenario.outbound_busy_probability);
         if roll < answer {
             let after = self.uniform_ms((4.0, 15.0));
-            self.schedule(self.now + after, Due::RemoteAnswers { call });
+            self.schedule_in(after, Due::RemoteAnswers { call });
         } else if roll < answer + busy {
             let after = self.uniform_ms((1.0, 3.0));
-            self.schedule(self.now + after, Due::RemoteFails { call, busy: true });
+            self.schedule_in(after, Due::RemoteFails { call, busy: true });
         } else {
-            self.schedule(self.now + 30_000, Due::RemoteFails { call, busy: false });
+            self.schedule_in(30_000, Due::RemoteFails { call, busy: false });
         }
     }
 
@@ -710,10 +733,23 @@ impl Pbx {
         let record = self.call_mut(call);
         record.epoch += 1;
         record.transferred = true;
-        let remote = record.remote.clone();
+        // Whoever the transferring agent talked to (the caller, or a colleague on a call between
+        // extensions) is who the new agent gets.
+        let remote = record.legs[from_leg].remote.clone();
         let leg = self.add_leg(call, target, LegState::Ringing, remote);
         self.plan_ring(call, leg);
         self.dispatch();
+    }
+
+    /// Puts the call through to an outside number. The PBX follows no call that has left it with
+    /// no extension on it (and the board counts such a call as ended when its last leg ends), so
+    /// the agent's leg and the call end normally here.
+    fn transfer_out(&mut self, call: CallNo, from_leg: usize) {
+        self.end_leg(call, from_leg, EndCause::Normal);
+        let record = self.call_mut(call);
+        record.epoch += 1;
+        record.transferred = true;
+        self.end_call(call, EndCause::Normal, None);
     }
 
     fn start_consult(&mut self, call: CallNo, from_leg: usize, target: usize, automatic: bool) {
@@ -729,7 +765,7 @@ impl Pbx {
         let leg = self.add_leg(consult, target, LegState::Ringing, from_party);
         self.plan_ring(consult, leg);
         if !automatic {
-            self.schedule(self.now + CONSULT_LIMIT_MS, Due::ConsultDone { consult });
+            self.schedule_in(CONSULT_LIMIT_MS, Due::ConsultDone { consult });
         }
     }
 
@@ -764,7 +800,11 @@ impl Pbx {
         original.pending_consult = None;
         original.transferred = true;
         original.epoch += 1;
-        let remote = original.remote.clone();
+        // Whoever the consulting agent talked to is who the consulted agent gets.
+        let remote = match original.legs.get(link.from_leg) {
+            Some(from) => from.remote.clone(),
+            None => original.remote.clone(),
+        };
         // The new leg first, so the consulted agent is never idle in between.
         let leg = self.add_leg(link.original, target, LegState::Active, remote);
         self.end_leg(link.original, link.from_leg, EndCause::Normal);
@@ -782,15 +822,20 @@ impl Pbx {
         if original.ended_at.is_some() {
             return;
         }
+        // Back to the caller, unless the agent is busy on another call by now (say, one taken
+        // back from hold meanwhile): then the caller stays held, as on a phone.
         if self.leg_state(link.original, link.from_leg) == Some(LegState::Held) {
-            self.set_leg(link.original, link.from_leg, LegState::Active);
+            let agent = self.calls[&link.original].legs[link.from_leg].agent;
+            if !self.engaged_elsewhere(agent, Some((link.original, link.from_leg))) {
+                self.set_leg(link.original, link.from_leg, LegState::Active);
+            }
         }
         self.plan_talk(link.original, link.from_leg);
     }
 
     fn take_break(&mut self, agent: usize) {
         if !self.agents[agent].takes_calls() {
-            self.schedule(self.now + RETRY_MS, Due::Break { agent });
+            self.schedule_in(RETRY_MS, Due::Break { agent });
             return;
         }
         const REASONS: [(BreakReason, f64, f64); 6] = [
@@ -812,7 +857,7 @@ impl Pbx {
             .clone();
         let length = (seconds * 1000.0 * self.rng.random_range(0.6..1.4)) as i64;
         self.set_status(agent, AgentStatus::Break(reason));
-        self.schedule(self.now + length, Due::BreakOver { agent });
+        self.schedule_in(length, Due::BreakOver { agent });
     }
 
     fn place_outbound(&mut self, agent: usize, number: String, origin: Origin) -> CallNo {
@@ -823,11 +868,22 @@ impl Pbx {
             // The PBX rings the agent's own phone first.
             self.add_leg(call, agent, LegState::Ringing, remote);
             let after = self.uniform_ms(self.scenario.answer_after_s);
-            self.schedule(self.now + after, Due::AgentAnswers { call, leg: 0 });
+            self.schedule_in(after, Due::AgentAnswers { call, leg: 0 });
         } else {
             self.add_leg(call, agent, LegState::RemoteRinging, remote);
             self.plan_far_end(call);
         }
+        call
+    }
+
+    /// `agent` dials a colleague's extension: their side dials while the colleague's phone
+    /// rings, and the colleague answers (or not) as they would a call from the queue.
+    fn place_internal(&mut self, agent: usize, target: usize) -> CallNo {
+        let (from_party, target_party) = (self.agents[agent].party(), self.agents[target].party());
+        let call = self.new_call(Direction::Internal, Origin::Normal, None, target_party.clone());
+        self.add_leg(call, agent, LegState::RemoteRinging, target_party);
+        let leg = self.add_leg(call, target, LegState::Ringing, from_party);
+        self.plan_ring(call, leg);
         call
     }
 
@@ -864,7 +920,8 @@ impl Pbx {
         let record = self.calls.get_mut(&call).expect("legs are added to calls that exist");
         let index = record.legs.len();
         let id = LegId::new(&self.provider, &self.account, &format!("{}-{index}", record.id.native()));
-        record.legs.push(SimLeg { id, agent, state, remote, end_cause: None, last_at: now - 1, holds: 0 });
+        let last_at = now.saturating_sub(1);
+        record.legs.push(SimLeg { id, agent, state, remote, end_cause: None, last_at, holds: 0 });
         let agent = &mut self.agents[agent];
         agent.live_legs += 1;
         self.emit_leg(call, index);
@@ -971,7 +1028,7 @@ impl Pbx {
     fn emit_status(&mut self, agent: usize) {
         let now = self.now;
         let record = &mut self.agents[agent];
-        let at = now.max(record.status_at + 1);
+        let at = now.max(record.status_at.saturating_add(1));
         record.status_at = at;
         let raw = match &record.status {
             AgentStatus::Available => "available".to_owned(),
@@ -991,7 +1048,7 @@ impl Pbx {
         let now = self.now;
         let record = self.calls.get_mut(&call).expect("legs are emitted for calls that exist");
         let sim_leg = &mut record.legs[leg];
-        let at = now.max(sim_leg.last_at + 1);
+        let at = now.max(sim_leg.last_at.saturating_add(1));
         sim_leg.last_at = at;
         let agent = &self.agents[sim_leg.agent];
         let report = LegReport {
@@ -1022,7 +1079,7 @@ impl Pbx {
 
     fn forget_ended(&mut self) {
         while let Some((at, call)) = self.ended.front().copied() {
-            if at + FORGET_ENDED_MS > self.now {
+            if at.saturating_add(FORGET_ENDED_MS) > self.now {
                 break;
             }
             self.ended.pop_front();
@@ -1065,6 +1122,11 @@ impl Pbx {
                 _ => Err("the call is not ringing at that extension".into()),
             },
             Action::Hangup => match (leg, state) {
+                // A leg or an extension named that is not live on this call: hanging up there
+                // would end a call the requester is not on.
+                (None, _) | (_, Some(LegState::Ended)) if command.leg.is_some() || command.extension.is_some() => {
+                    Err(self.not_live_here(call, command))
+                }
                 (Some(leg), Some(LegState::Ringing)) if record.waiting => {
                     // Rejecting a queue call: the caller stays in the queue for the next agent.
                     self.end_leg(call, leg, EndCause::Rejected);
@@ -1085,10 +1147,7 @@ impl Pbx {
                 _ => Err("only an answered call can be put on hold".into()),
             },
             Action::Resume => match (leg, state) {
-                (Some(leg), Some(LegState::Held)) => {
-                    self.set_leg(call, leg, LegState::Active);
-                    Ok("resumed".into())
-                }
+                (Some(leg), Some(LegState::Held)) => self.resume(call, leg),
                 _ => Err("the call is not on hold".into()),
             },
             Action::BlindTransfer | Action::Consult => {
@@ -1099,6 +1158,13 @@ impl Pbx {
                     return Err("a consultation for this call is already in progress".into());
                 }
                 let from_agent = record.legs[leg].agent;
+                if command.action == Action::BlindTransfer {
+                    let number = command.number.as_deref().unwrap_or_default().trim();
+                    if let Some(outside) = self.outside_number_in(number) {
+                        self.transfer_out(call, leg);
+                        return Ok(format!("transferred to {outside}"));
+                    }
+                }
                 let target = self.target_agent(command, from_agent)?;
                 if command.action == Action::BlindTransfer {
                     self.blind_transfer(call, leg, target);
@@ -1168,6 +1234,16 @@ impl Pbx {
             }
             _ => {}
         }
+        if let Some(&target) = self.agents_by_number.get(number) {
+            // A colleague's extension: an internal call that rings them, not an outside number.
+            let own = self.agents[agent].number.clone();
+            if target == agent {
+                return Err(format!("extension {own} cannot call itself"));
+            }
+            self.reachable(target)?;
+            let call = self.place_internal(agent, target);
+            return Ok(format!("calling extension {number} from extension {own}: {}", self.calls[&call].id));
+        }
         let call = self.place_outbound(agent, number.to_owned(), Origin::ClickToCall);
         // Ends with the call's id: a face whose provider answers a dial with the new call's id
         // (VoipNow's MakeCall) reads it from there.
@@ -1191,17 +1267,91 @@ impl Pbx {
         }
     }
 
-    /// The leg a command is about: the one named, else the live leg of the named extension,
-    /// else the first live leg.
+    /// The leg a command is about: the one named, else the live leg of the named extension
+    /// (none for an extension the PBX does not have), else the first live leg.
     fn find_leg(&self, call: CallNo, command: &Command) -> Option<usize> {
         let record = &self.calls[&call];
         if let Some(leg) = &command.leg {
             return record.legs.iter().position(|candidate| &candidate.id == leg);
         }
-        if let Some(Ok(Some(agent))) = command.extension.as_ref().map(|_| self.command_agent(command)) {
-            return record.live_leg_of(agent);
+        if command.extension.is_some() {
+            return self.command_agent(command).ok().flatten().and_then(|agent| record.live_leg_of(agent));
         }
         record.legs.iter().position(|leg| !leg.state.is_ended())
+    }
+
+    /// Why the leg or extension a command names has nothing to act on in `call`.
+    fn not_live_here(&self, call: CallNo, command: &Command) -> String {
+        let id = &self.calls[&call].id;
+        if let Some(leg) = &command.leg {
+            return format!("leg {leg} is not live on call {id}");
+        }
+        match self.command_agent(command) {
+            Err(words) => words,
+            Ok(Some(agent)) => format!("extension {} is not on call {id}", self.agents[agent].number),
+            Ok(None) => format!("the command names nothing on call {id}"),
+        }
+    }
+
+    /// Every live leg of `agent`, with its call and state.
+    fn legs_of(&self, agent: usize) -> Vec<(CallNo, usize, LegState)> {
+        let mut legs = Vec::new();
+        if self.agents[agent].live_legs == 0 {
+            return legs;
+        }
+        for (number, record) in &self.calls {
+            if record.ended_at.is_some() {
+                continue;
+            }
+            for (index, sim_leg) in record.legs.iter().enumerate() {
+                if sim_leg.agent == agent && !sim_leg.state.is_ended() {
+                    legs.push((*number, index, sim_leg.state));
+                }
+            }
+        }
+        legs
+    }
+
+    /// Takes the held `leg` back, as a phone does: refused while the agent's other call rings or
+    /// dials (they would be on two calls at once), and a call they are talking on is put on
+    /// hold first (a swap).
+    fn resume(&mut self, call: CallNo, leg: usize) -> Result<String, String> {
+        let agent = self.calls[&call].legs[leg].agent;
+        let others: Vec<(CallNo, usize, LegState)> =
+            self.legs_of(agent).into_iter().filter(|(other, index, _)| (*other, *index) != (call, leg)).collect();
+        let number = &self.agents[agent].number;
+        for (_, _, state) in &others {
+            match state {
+                LegState::Held | LegState::Active => {}
+                LegState::Ringing => {
+                    return Err(format!("extension {number} has another call ringing: answer or end it first"))
+                }
+                _ => return Err(format!("extension {number} is dialling another call: end it first")),
+            }
+        }
+        let mut swapped = false;
+        for (other, index, state) in others {
+            if state == LegState::Active {
+                self.set_leg(other, index, LegState::Held);
+                swapped = true;
+            }
+        }
+        self.set_leg(call, leg, LegState::Active);
+        Ok(if swapped { "resumed; the other call is on hold".into() } else { "resumed".into() })
+    }
+
+    /// `number` as an outside number a call can be put through to: a plain phone number (see
+    /// [`dialable`]) that cannot be taken for an extension, as it starts with `+` or is longer
+    /// than every extension number. `None` for anything else, an extension's own number too.
+    fn outside_number_in(&self, number: &str) -> Option<String> {
+        if self.agents_by_number.contains_key(number.trim()) {
+            return None;
+        }
+        let dial = dialable(number)?;
+        let digits = dial.strip_prefix('+').unwrap_or(&dial);
+        let plain = (2..=20).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit());
+        let longest = self.agents.iter().map(|agent| agent.number.len()).max().unwrap_or(0);
+        (plain && (dial.starts_with('+') || digits.len() > longest)).then_some(dial)
     }
 
     fn command_agent(&self, command: &Command) -> Result<Option<usize>, String> {
@@ -1219,16 +1369,34 @@ impl Pbx {
         if target == from_agent {
             return Err("a call cannot be transferred to the extension it is on".into());
         }
-        if self.agents[target].status == AgentStatus::LoggedOut {
-            return Err(format!("extension {number} is logged out"));
+        self.reachable(target)?;
+        Ok(target)
+    }
+
+    /// Whether a colleague can be rung directly (by a transfer or a call to their extension),
+    /// or why not.
+    fn reachable(&self, target: usize) -> Result<(), String> {
+        let agent = &self.agents[target];
+        if agent.status == AgentStatus::LoggedOut {
+            return Err(format!("extension {} is logged out", agent.number));
         }
         // One call at a time: a colleague ringing or on a call (even one on hold) is busy. A
         // break is a queue status only: a colleague on break is still rung when called directly.
-        if self.agents[target].live_legs > 0 {
-            return Err(format!("extension {number} is busy"));
+        if agent.live_legs > 0 {
+            return Err(format!("extension {} is busy", agent.number));
         }
-        Ok(target)
+        Ok(())
     }
+}
+
+/// `seconds` in whole ms, at least `least_s` and at most [`MAX_DELAY_MS`] (a value that is not a
+/// number counts as the least).
+fn capped_ms(seconds: f64, least_s: f64) -> i64 {
+    let ms = (seconds * 1000.0).round();
+    if ms.is_nan() {
+        return (least_s * 1000.0) as i64;
+    }
+    ms.max(least_s * 1000.0).min(MAX_DELAY_MS as f64) as i64
 }
 
 /// A call's recording as a leg reports it, with the recording commands the PBX takes now.

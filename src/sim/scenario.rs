@@ -2,7 +2,19 @@
 //! A scenario plus a seed fixes the ground truth, so every run of it can be compared.
 
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+
+/// The longest time a scenario may give in seconds (a year): the engine draws its delays from
+/// these, and anything longer would only overflow the clock arithmetic, never happen in a run.
+pub const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+/// The most arrivals per hour a queue may have: beyond this the simulation would do nothing
+/// but take calls (a caller every 36 ms).
+pub const MAX_CALLS_PER_HOUR: f64 = 100_000.0;
+/// The most outbound calls, breaks or logouts per agent and hour (one a second).
+pub const MAX_PER_AGENT_HOUR: f64 = 3_600.0;
+/// The largest multiplier of the daily curve.
+pub const MAX_CURVE: f64 = 1_000.0;
 
 /// The whole description of a simulated call center; every field has a believable default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +167,9 @@ impl Scenario {
         if self.agents == 0 || self.agents > 100_000 {
             return invalid(format!("agents must be 1..=100000, not {}", self.agents));
         }
+        // A queue's id is the slug of its name: two names with one slug would be one queue to
+        // every face and to the board.
+        let mut ids: HashMap<String, &str> = HashMap::new();
         for queue in &self.queues {
             if let Some(agent) = queue.agents.iter().find(|agent| **agent >= self.agents) {
                 return invalid(format!(
@@ -162,11 +177,26 @@ impl Scenario {
                     queue.name, self.agents
                 ));
             }
-            if !(queue.calls_per_hour.is_finite() && queue.calls_per_hour >= 0.0) {
-                return invalid(format!("queue {:?}: calls_per_hour must be a number >= 0", queue.name));
+            let mut members = HashSet::new();
+            if let Some(agent) = queue.agents.iter().find(|agent| !members.insert(**agent)) {
+                return invalid(format!("queue {:?} names agent {agent} more than once", queue.name));
             }
-            if slug(&queue.name).is_empty() {
+            if !(queue.calls_per_hour.is_finite() && (0.0..=MAX_CALLS_PER_HOUR).contains(&queue.calls_per_hour)) {
+                return invalid(format!(
+                    "queue {:?}: calls_per_hour must be a number from 0 to {MAX_CALLS_PER_HOUR}",
+                    queue.name
+                ));
+            }
+            let id = slug(&queue.name);
+            if id.is_empty() {
                 return invalid(format!("queue name {:?} needs at least one letter or digit", queue.name));
+            }
+            if let Some(earlier) = ids.insert(id.clone(), queue.name.as_str()) {
+                return invalid(format!(
+                    "queues {earlier:?} and {:?} would both have the id {id:?} (names differing only in case, \
+                     spaces or punctuation are one queue); rename one",
+                    queue.name
+                ));
             }
         }
         let probabilities = [
@@ -193,13 +223,22 @@ impl Scenario {
             ("ring_timeout_s", self.ring_timeout_s),
         ];
         for (name, value) in positive {
-            if !(value.is_finite() && value > 0.0) {
-                return invalid(format!("{name} must be a positive number of seconds"));
+            if !(value.is_finite() && value > 0.0 && value <= MAX_SECONDS) {
+                return invalid(format!("{name} must be a positive number of seconds, at most {MAX_SECONDS} (a year)"));
+            }
+        }
+        let spreads = [("talk_s.sd", self.talk_s.sd), ("hold_s.sd", self.hold_s.sd), ("logout_s.sd", self.logout_s.sd)];
+        for (name, value) in spreads {
+            if !(value.is_finite() && (0.0..=MAX_SECONDS).contains(&value)) {
+                return invalid(format!("{name} must be a number of seconds from 0 to {MAX_SECONDS} (a year)"));
             }
         }
         let (shortest, longest) = self.answer_after_s;
         if !(shortest.is_finite() && longest.is_finite() && 0.0 <= shortest && shortest <= longest) {
             return invalid("answer_after_s must be [shortest, longest] seconds, 0 <= shortest <= longest".into());
+        }
+        if longest > MAX_SECONDS {
+            return invalid(format!("answer_after_s must be at most {MAX_SECONDS} seconds (a year)"));
         }
         let rates = [
             ("outbound_per_agent_hour", self.outbound_per_agent_hour),
@@ -207,15 +246,15 @@ impl Scenario {
             ("logouts_per_agent_hour", self.logouts_per_agent_hour),
         ];
         for (name, value) in rates {
-            if !(value.is_finite() && value >= 0.0) {
-                return invalid(format!("{name} must be a number >= 0"));
+            if !(value.is_finite() && (0.0..=MAX_PER_AGENT_HOUR).contains(&value)) {
+                return invalid(format!("{name} must be a number from 0 to {MAX_PER_AGENT_HOUR}"));
             }
         }
         if !(self.daily_curve.is_empty() || self.daily_curve.len() == 24) {
             return invalid(format!("daily_curve needs 24 values (one per hour), not {}", self.daily_curve.len()));
         }
-        if self.daily_curve.iter().any(|value| !(value.is_finite() && *value >= 0.0)) {
-            return invalid("daily_curve values must be numbers >= 0".into());
+        if self.daily_curve.iter().any(|value| !(value.is_finite() && (0.0..=MAX_CURVE).contains(value))) {
+            return invalid(format!("daily_curve values must be numbers from 0 to {MAX_CURVE}"));
         }
         Ok(())
     }
@@ -263,6 +302,47 @@ mod tests {
         let mut scenario = Scenario::demo();
         scenario.daily_curve = vec![1.0; 3];
         assert!(scenario.validate().unwrap_err().to_string().contains("24 values"));
+    }
+
+    #[test]
+    fn queues_whose_names_give_one_id_and_agents_named_twice_are_refused() {
+        let mut scenario = Scenario::demo();
+        scenario.queues[1].name = "sales".into();
+        let error = scenario.validate().unwrap_err().to_string();
+        assert!(error.contains("\"Sales\" and \"sales\"") && error.contains("\"sales\""), "{error}");
+        let mut scenario = Scenario::demo();
+        scenario.queues = vec![
+            QueuePlan { name: "Help Desk".into(), calls_per_hour: 10.0, agents: vec![0] },
+            QueuePlan { name: "help-desk".into(), calls_per_hour: 10.0, agents: vec![1] },
+        ];
+        let error = scenario.validate().unwrap_err().to_string();
+        assert!(error.contains("\"help-desk\"") && error.contains("rename one"), "{error}");
+        let mut scenario = Scenario::demo();
+        scenario.queues[0].agents.push(3);
+        let error = scenario.validate().unwrap_err().to_string();
+        assert!(error.contains("\"Sales\" names agent 3 more than once"), "{error}");
+    }
+
+    #[test]
+    fn values_too_large_for_the_clock_are_refused_by_name() {
+        type Change = fn(&mut Scenario);
+        let cases: [(&str, Change); 6] = [
+            ("patience_s", |s| s.patience_s = 1e17),
+            ("talk_s.mean", |s| s.talk_s.mean = 1e300),
+            ("answer_after_s", |s| s.answer_after_s = (1.0, 1e12)),
+            ("calls_per_hour", |s| s.queues[0].calls_per_hour = 1e12),
+            ("breaks_per_agent_hour", |s| s.breaks_per_agent_hour = 1e9),
+            ("daily_curve", |s| s.daily_curve = vec![1e300; 24]),
+        ];
+        for (name, change) in cases {
+            let mut scenario = Scenario::demo();
+            change(&mut scenario);
+            let error = scenario.validate().expect_err(name).to_string();
+            assert!(error.contains(name), "{error} should name {name}");
+        }
+        // The largest values allowed still pass.
+        let scenario = Scenario { patience_s: MAX_SECONDS, ..Scenario::demo() };
+        scenario.validate().unwrap();
     }
 
     #[test]

@@ -198,6 +198,20 @@ impl Store {
         Ok(seq.unwrap_or(0).max(0) as u64)
     }
 
+    /// The `seq` journaled last with an event of `provider` (Noojee's `lastSequenceNumber`, where
+    /// its connector resumes after a restart); `None` when no event of it carrying one is
+    /// journaled. Read newest first, so it stops at the provider's latest such event.
+    pub async fn last_provider_seq(&self, provider: &str) -> Result<Option<u64>, StoreError> {
+        let seq: Option<String> = sqlx::query_scalar(
+            "SELECT CAST(json_extract(event, '$.seq') AS TEXT) FROM journal
+             WHERE provider = ? AND json_extract(event, '$.seq') IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(provider)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(seq.and_then(|seq| seq.parse().ok()))
+    }
+
     /// Deletes journal rows received before `before`, which no replay reads any more, in small
     /// transactions so the hub's writes go on between them; the newest row always stays, for
     /// `last_seq`. Returns how many went.

@@ -21,6 +21,20 @@ pub fn leg_state(status: &str) -> LegState {
     }
 }
 
+/// How far a channel has got, as Noojee's statuses can tell it: 1 before an answer (`Dialing Out`
+/// and `Ringing` may follow each other: a click-to-call rings our phone, then dials out), 2
+/// answered, 3 ended; 0 for a status we cannot read, which says nothing of progress. A status
+/// of a lower rank than one already reported for the channel is stale (a late `Ringing` after
+/// `Connected`), and is not passed on.
+pub fn rank(state: LegState) -> u8 {
+    match state {
+        LegState::Unknown => 0,
+        LegState::Ended => 3,
+        state if state.is_answered() || state == LegState::Detached => 2,
+        _ => 1,
+    }
+}
+
 /// `hangupCause` to end cause. No cause after the call connected is a normal hang-up; no cause
 /// on a call that never connected says nothing.
 pub fn end_cause(hangup_cause: Option<&str>, connected: bool) -> EndCause {
@@ -106,6 +120,14 @@ mod tests {
         assert_eq!(end_cause(None, true), EndCause::Normal);
         assert_eq!(end_cause(None, false), EndCause::Unknown);
         assert_eq!(end_cause(Some("SOMETHING_NEW"), true), EndCause::Unknown);
+    }
+
+    #[test]
+    fn a_status_ranks_by_how_far_the_channel_got() {
+        let of = |status: &str| rank(leg_state(status));
+        assert_eq!(of("Dialing Out"), of("Ringing"), "a click-to-call rings, then dials out");
+        assert!(of("Ringing") < of("Connected") && of("Connected") < of("Hungup"));
+        assert_eq!(of("Parked?"), 0);
     }
 
     #[test]

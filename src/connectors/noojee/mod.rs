@@ -14,6 +14,7 @@ pub use mapping::{end_cause, leg_state, start_time};
 use super::{CommandError, Connector};
 use crate::hub::Hub;
 use crate::model::{Action, Command};
+use crate::store::Store;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -49,6 +50,10 @@ pub struct NoojeeConfig {
     /// The PBX's time zone, for `callStartTime` (which carries none).
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
+    /// The channel technology `dial` names the calling extension with (`SIP/400`, `PJSIP/400`):
+    /// Noojee's `extenOrUniqueId` must include it, and it is whatever the PBX's extensions use.
+    #[serde(default = "default_dial_technology")]
+    pub dial_technology: String,
 }
 
 fn default_poll_timeout() -> u32 {
@@ -63,6 +68,11 @@ fn default_time_zone() -> String {
     "UTC".into()
 }
 
+/// The technology `dial` uses unless told otherwise.
+pub fn default_dial_technology() -> String {
+    "SIP".into()
+}
+
 impl std::fmt::Debug for NoojeeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NoojeeConfig")
@@ -72,6 +82,7 @@ impl std::fmt::Debug for NoojeeConfig {
             .field("poll_timeout_s", &self.poll_timeout_s)
             .field("phone_type", &self.phone_type)
             .field("time_zone", &self.time_zone)
+            .field("dial_technology", &self.dial_technology)
             .finish()
     }
 }
@@ -101,7 +112,18 @@ impl NoojeeConfig {
         if !(1..=300).contains(&config.poll_timeout_s) {
             return Err("poll_timeout_s must be 1..=300".into());
         }
+        if config.dial_technology.is_empty() || !config.dial_technology.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "dial_technology {:?} must be a channel technology such as SIP or PJSIP (letters and digits, no '/')",
+                config.dial_technology
+            ));
+        }
         Ok(config)
+    }
+
+    /// What `dial` names the calling extension with: its technology, a slash, its number.
+    fn dial_channel(&self, extension: &str) -> String {
+        format!("{}/{}", self.dial_technology, extension.trim())
     }
 
     fn url(&self, method: &str) -> String {
@@ -147,8 +169,17 @@ const CAPABILITIES: [Action; 5] =
     [Action::Dial, Action::Answer, Action::Hangup, Action::RecordStart, Action::RecordStop];
 
 impl NoojeeConnector {
-    /// Starts the subscribe loop feeding `hub`; it runs until `shutdown`.
-    pub fn start(name: &str, config: NoojeeConfig, hub: Hub, shutdown: CancellationToken) -> Arc<Self> {
+    /// Starts the subscribe loop feeding `hub`; it runs until `shutdown`. With `store` (the
+    /// journal `hub` writes) it resumes from the last `seq` journaled for `name`, so nothing the
+    /// PBX reported while Callboard was down is missed; without, it starts from the PBX's
+    /// current state.
+    pub fn start(
+        name: &str,
+        config: NoojeeConfig,
+        hub: Hub,
+        store: Option<Store>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
         let requests =
             Arc::new(Requests { config: Arc::new(config), client: super::http_client(), channels: Arc::default() });
         let subscriber = subscribe::Subscriber::new(
@@ -157,6 +188,7 @@ impl NoojeeConnector {
             requests.client.clone(),
             requests.channels.clone(),
             hub,
+            store,
         );
         tokio::spawn(subscriber.run(shutdown));
         Arc::new(Self { name: name.to_owned(), requests })
@@ -250,7 +282,7 @@ impl Requests {
                 let number = command.number.clone().ok_or_else(|| need("a number"))?;
                 let query = vec![
                     ("number", number),
-                    ("extenOrUniqueId", format!("SIP/{extension}")),
+                    ("extenOrUniqueId", self.config.dial_channel(&extension)),
                     ("autoAnswer", header),
                     ("monitored", "yes".into()),
                 ];
@@ -307,5 +339,51 @@ mod tests {
         bad("base_url = \"http://pbx\"\napi_key = \"k\"\nextensions = [\"1\"]\ntime_zone = \"Mars/Base\"", "time_zone");
         bad("base_url = \"http://pbx\"\napi_key = \"k\"\nextensions = [\"1\"]\npolling = 3", "unknown field");
         assert_eq!(auto_answer_header("Polycom"), Some("Alert-Info: Ring Answer"));
+        let technology = |value: &str| {
+            format!("base_url = \"http://pbx\"\napi_key = \"k\"\nextensions = [\"1\"]\ndial_technology = \"{value}\"")
+        };
+        bad(technology("SIP/").as_str(), "dial_technology");
+        bad(technology("").as_str(), "dial_technology");
+        assert_eq!(NoojeeConfig::from_table(&table(&technology("PJSIP"))).unwrap().dial_channel(" 400 "), "PJSIP/400");
+    }
+
+    /// Serves `dial` on loopback, recording each request's query; returns the base URL.
+    async fn dial_server(seen: Arc<Mutex<Vec<HashMap<String, String>>>>) -> String {
+        let handler = move |axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(params);
+                r#"{"SessionID":7,"Message":"Dialling","Code":0}"#
+            }
+        };
+        let router =
+            axum::Router::new().route("/servicemanager/rest/CallManagementAPI/dial", axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        format!("http://{addr}/servicemanager/rest")
+    }
+
+    #[tokio::test]
+    async fn dial_names_the_extension_with_the_configured_technology() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let base = dial_server(seen.clone()).await;
+        for (setting, expected) in [("", "SIP/101"), ("dial_technology = \"PJSIP\"\n", "PJSIP/101")] {
+            let text = format!("base_url = \"{base}\"\napi_key = \"k\"\nextensions = [\"101\"]\n{setting}");
+            let config = NoojeeConfig::from_table(&table(&text)).unwrap();
+            let client = crate::connectors::http_client();
+            let requests = Requests { config: Arc::new(config), client, channels: Arc::default() };
+            let dial = Command {
+                action: Action::Dial,
+                call: None,
+                leg: None,
+                extension: Some(crate::model::ExtensionId::new("nj", ACCOUNT, "101")),
+                number: Some("0299990000".into()),
+            };
+            assert_eq!(requests.carry_out(dial).await.unwrap(), "Dialling");
+            let params = seen.lock().unwrap().pop().unwrap();
+            assert_eq!(params["extenOrUniqueId"], expected, "{setting:?}");
+            assert_eq!(params["number"], "0299990000");
+        }
     }
 }

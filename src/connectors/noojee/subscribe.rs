@@ -1,29 +1,40 @@
-//! The `subscribe` long-poll loop: sequence continuity, resync and reconcile, backoff.
+//! The `subscribe` long-poll loop: sequence continuity, resume, resync and reconcile, backoff.
 //!
-//! Each response's `seq` is the next request's `lastSequenceNumber`. The first request, and any
-//! after an outage long enough that the PBX may have forgotten our place (or after the PBX
-//! restarted its numbering), asks with 0 for the current state; channels we hold as live that
-//! are missing from it ended while we were away, and are ended here (cause unknown), so nothing
-//! stays stuck and nothing is counted twice.
+//! Each response's `seq` is the next request's `lastSequenceNumber` ("to guarantee that you
+//! don't miss any events between calls to subscribe", as the seed says), and it is journaled
+//! with the events that response brought: so a restart resumes from the last `seq` journaled
+//! for this provider, and a call that rang and ended while Callboard was down reaches history
+//! with its real end. An outage, however long, keeps the cursor too. Only with no journaled
+//! `seq`, or when the PBX signals a reset (a `seq` below the one we asked with: it restarted
+//! its numbering, or no longer knows ours), is the current state asked for with 0; channels we
+//! hold as live that are missing from it ended while we were away, and are ended here (cause
+//! unknown), so nothing stays stuck and nothing is counted twice.
 
 use super::mapping;
 use super::wire::{self, Subscribe};
 use super::{Channels, NoojeeConfig, ACCOUNT};
 use crate::hub::{now_ms, Hub};
 use crate::model::{CallId, ConnectorHealth, EndCause, Event, EventKind, Timestamp};
+use crate::store::Store;
 use rand::Rng;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Without a successful poll for this long, the PBX may have dropped our sequence: resync.
-const RESYNC_AFTER: Duration = Duration::from_secs(60);
 /// The HTTP read timeout is the poll's own timeout plus this.
 const READ_MARGIN: Duration = Duration::from_secs(10);
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const MIN_POLL_PERIOD: Duration = Duration::from_millis(100);
+/// A poll that asked to wait but came back at once with nothing new (a server that does not
+/// wait, or a freshly restarted PBX that answers `seq` 0 to everything) makes the next one wait
+/// this long, doubling up to `QUIET_MAX`: such a server is not polled ten times a second, and
+/// news still arrives within seconds.
+const QUIET_FIRST: Duration = Duration::from_millis(500);
+const QUIET_MAX: Duration = Duration::from_secs(5);
+/// Channels remembered as ended, so that a late status for one is known to be stale.
+const ENDED_KEEP: usize = 10_000;
 /// Health goes to browsers at most this often while all is well.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 /// A body larger than this is refused unread.
@@ -35,13 +46,52 @@ pub(super) struct Subscriber {
     client: reqwest::Client,
     channels: Arc<Mutex<Channels>>,
     hub: Hub,
+    /// The journal, for the `seq` a restart resumes from; `None` (the demo) starts from the
+    /// PBX's current state.
+    store: Option<Store>,
     time_zone: jiff::tz::TimeZone,
     health: ConnectorHealth,
-    /// Live channels: uniqueCallId to the time of their last event (event times only rise).
-    live: HashMap<String, Timestamp>,
+    /// Live channels: uniqueCallId to what was last reported of them.
+    live: HashMap<String, Reported>,
+    /// Channels reported ended (or ended before we looked), the most recent ones.
+    ended: Ended,
     reported: Instant,
-    /// False until the first state arrives: channels that had already ended then are old news.
+    /// False until the first response is taken in: if that is the whole current state,
+    /// channels that had already ended then are old news.
     synced_once: bool,
+}
+
+/// What was last reported of a live channel.
+#[derive(Debug, Clone, Copy)]
+struct Reported {
+    /// The time of its last event: event times only rise per channel.
+    at: Timestamp,
+    /// The highest [`mapping::rank`] reported for it: a status of a lower one is stale.
+    rank: u8,
+}
+
+/// The channels most recently reported ended, oldest first: a status other than `Hungup` for
+/// one of them is stale (a channel never comes back from `Hungup`).
+#[derive(Default)]
+struct Ended {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Ended {
+    fn contains(&self, channel: &str) -> bool {
+        self.set.contains(channel)
+    }
+
+    fn remember(&mut self, channel: String) {
+        if self.set.insert(channel.clone()) {
+            self.order.push_back(channel);
+        }
+        while self.order.len() > ENDED_KEEP {
+            let Some(oldest) = self.order.pop_front() else { break };
+            self.set.remove(&oldest);
+        }
+    }
 }
 
 /// Why one poll failed.
@@ -64,6 +114,7 @@ impl Subscriber {
         client: reqwest::Client,
         channels: Arc<Mutex<Channels>>,
         hub: Hub,
+        store: Option<Store>,
     ) -> Self {
         let time_zone = jiff::tz::TimeZone::get(&config.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
         let health = ConnectorHealth {
@@ -80,9 +131,11 @@ impl Subscriber {
             client,
             channels,
             hub,
+            store,
             time_zone,
             health,
             live: HashMap::new(),
+            ended: Ended::default(),
             reported,
             synced_once: false,
         }
@@ -91,37 +144,55 @@ impl Subscriber {
     pub(super) async fn run(mut self, shutdown: CancellationToken) {
         crate::connectors::announce_extensions(&self.hub, &self.name, ACCOUNT, &self.config.extensions).await;
         self.remember_live_channels().await;
-        let mut last_seq = 0u64;
-        let mut last_ok: Option<Instant> = None;
+        // The `lastSequenceNumber` of the next poll; `None` while the whole current state must
+        // be asked for (with 0). Its own state, not `seq == 0`: a quiet, freshly restarted PBX
+        // may well answer `"seq":0`, and that is a place to wait from, not a reason to resync.
+        let mut cursor: Option<u64> = self.resume_point().await;
+        // The first poll of a run waits for nothing, a resume included: it catches up at once.
+        let mut catching_up = true;
         let mut backoff = BACKOFF_FIRST;
-        // When the last poll came back at once with nothing (or was a resync), the next waits
-        // out Noojee's minimum poll period, so a PBX that answers at once is not hammered.
-        let mut pace_from: Option<Instant> = None;
+        let mut quiet = QUIET_FIRST;
+        // The next poll waits until this long after this instant: Noojee's minimum poll period
+        // after a poll that came back at once with nothing (or was a resync), longer after a
+        // poll that asked to wait and did not.
+        let mut pace: Option<(Instant, Duration)> = None;
         loop {
-            if let Some(wait) = pace_from.take().map(|at| MIN_POLL_PERIOD.saturating_sub(at.elapsed())) {
-                tokio::time::sleep(wait).await;
+            if let Some(wait) = pace.take().map(|(from, period)| period.saturating_sub(from.elapsed())) {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
             let started = Instant::now();
-            let resync = last_seq == 0 || last_ok.is_none_or(|at| at.elapsed() > RESYNC_AFTER);
-            let asked = if resync { 0 } else { last_seq };
-            let timeout = if resync { 0 } else { self.config.poll_timeout_s };
+            let resync = cursor.is_none();
+            let asked = cursor.unwrap_or(0);
+            let timeout = if resync || catching_up { 0 } else { self.config.poll_timeout_s };
             let poll = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 poll = self.poll(asked, timeout) => poll,
             };
             match poll {
-                Ok(response) if !resync && response.seq < last_seq => {
-                    tracing::warn!(provider = %self.name, was = last_seq, now = response.seq, "Noojee restarted its sequence numbering: resyncing");
-                    last_seq = 0;
+                Ok(response) if !resync && response.seq < asked => {
+                    tracing::warn!(provider = %self.name, was = asked, now = response.seq, "Noojee restarted its sequence numbering (or no longer knows ours): resyncing");
+                    cursor = None;
                 }
                 Ok(response) => {
                     backoff = BACKOFF_FIRST;
-                    last_ok = Some(Instant::now());
-                    last_seq = response.seq;
-                    if resync || response.entries.is_empty() {
-                        pace_from = Some(started);
+                    catching_up = false;
+                    let nothing_new =
+                        response.entries.is_empty() && response.rejected.is_empty() && response.seq == asked;
+                    let asked_to_wait = Duration::from_secs(u64::from(timeout));
+                    if timeout > 0 && nothing_new && started.elapsed() < asked_to_wait / 2 {
+                        pace = Some((started, quiet));
+                        quiet = (quiet * 2).min(QUIET_MAX);
+                    } else {
+                        quiet = QUIET_FIRST;
+                        if resync || response.entries.is_empty() {
+                            pace = Some((started, MIN_POLL_PERIOD));
+                        }
                     }
-                    if self.absorb(response, resync).await.is_err() {
+                    cursor = Some(response.seq);
+                    if self.absorb(response, resync, asked).await.is_err() {
                         return;
                     }
                 }
@@ -142,19 +213,43 @@ impl Subscriber {
         }
     }
 
-    /// After a restart: the live channels today's journal holds, so the first resync ends the
-    /// ones that hung up while we were down (a `Hungup` for a channel we did not hold is skipped
-    /// on a first sync) and keeps event times rising after the journal's.
+    /// Where a restart picks up: the `seq` journaled last for this provider, so whatever the
+    /// PBX reported while we were down is asked for and nothing is skipped. `None` (ask with 0
+    /// for the current state) when none is journaled, when the last one journaled is 0 (a
+    /// resync whose end was not journaled), or when the journal cannot be read.
+    async fn resume_point(&self) -> Option<u64> {
+        let store = self.store.as_ref()?;
+        match store.last_provider_seq(&self.name).await {
+            Ok(Some(seq)) if seq > 0 => {
+                tracing::info!(provider = %self.name, seq, "resuming from the last journaled seq");
+                Some(seq)
+            }
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!(provider = %self.name, %error, "cannot read the last journaled seq: asking for the current state");
+                None
+            }
+        }
+    }
+
+    /// After a restart: the live channels today's journal holds, so what is heard of them next
+    /// (resumed, or in a resync, which ends the ones no longer listed) keeps event times rising
+    /// after the journal's and progress forward; and the ended ones, so a late status for one
+    /// is known stale.
     async fn remember_live_channels(&mut self) {
         let Some(snapshot) = self.hub.live_state().await else { return };
         let prefix = format!("{}/{ACCOUNT}/", self.name);
         let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for leg in snapshot.calls.iter().flat_map(|call| &call.legs) {
-            if leg.state.is_ended() || !leg.id.as_str().starts_with(&prefix) {
+            if !leg.id.as_str().starts_with(&prefix) {
                 continue;
             }
             let channel = leg.id.native().to_owned();
-            self.live.insert(channel.clone(), leg.state_since);
+            if leg.state.is_ended() {
+                self.ended.remember(channel);
+                continue;
+            }
+            self.live.insert(channel.clone(), Reported { at: leg.state_since, rank: mapping::rank(leg.state) });
             if let Some(extension) = &leg.extension {
                 channels.extension_of.insert(channel, extension.native().to_owned());
             }
@@ -196,11 +291,18 @@ impl Subscriber {
         Ok(wire::parse_subscribe(&String::from_utf8_lossy(&body))?)
     }
 
-    /// Turns a response into events for the hub; on a resync, ends the channels it no longer
-    /// lists. Fails only when the hub has stopped.
-    async fn absorb(&mut self, response: Subscribe, resync: bool) -> Result<(), ()> {
+    /// Turns a response to a poll that asked with `asked` into events for the hub; on a resync,
+    /// ends the channels it no longer lists. Fails only when the hub has stopped.
+    ///
+    /// Each event carries the `lastSequenceNumber` a restart may resume from once that event is
+    /// journaled: the response's `seq` on its last event, `asked` on the others. So a crash
+    /// between journaling two events of one response asks for that response again (events are
+    /// full statements: a repeat changes nothing) rather than skipping the rest of it.
+    async fn absorb(&mut self, response: Subscribe, resync: bool, asked: u64) -> Result<(), ()> {
         let received_at = now_ms();
-        let first_sync = !self.synced_once;
+        // Only a first response that is the whole current state lists calls that ended before
+        // we ever looked; a resumed one lists what changed while we were away, all of it news.
+        let first_state = resync && !self.synced_once;
         self.synced_once = true;
         if response.repaired {
             tracing::info!(provider = %self.name, "read a subscribe response without its Data envelope");
@@ -213,6 +315,7 @@ impl Subscriber {
         let mut events = Vec::with_capacity(response.entries.len());
         let mut listed = HashSet::new();
         let mut unmonitored = 0u64;
+        let mut stale = 0u64;
         for (extension, entry, raw) in &response.entries {
             if !self.config.extensions.iter().any(|monitored| monitored.trim() == extension) {
                 unmonitored += 1;
@@ -222,20 +325,29 @@ impl Subscriber {
             listed.insert(channel.clone());
             let previous = self.live.get(&channel).copied();
             let state = mapping::leg_state(&entry.call_data.status);
-            if first_sync && state.is_ended() && previous.is_none() {
+            if first_state && state.is_ended() && previous.is_none() {
                 // Calls that ended before we ever looked: history elsewhere, not news now.
+                self.ended.remember(channel);
+                continue;
+            }
+            // A status behind what was already reported of this channel (a `Ringing` listed
+            // after its `Connected`, in one response or the next) is stale: the hub orders by
+            // time first, so passed on it would put an answered call back to ringing.
+            let rank = mapping::rank(state);
+            let behind = self.ended.contains(&channel) || previous.is_some_and(|seen| rank < seen.rank);
+            if !state.is_ended() && rank > 0 && behind {
+                stale += 1;
                 continue;
             }
             // Event times only rise per channel; a connect time from the PBX is used when it
             // keeps that order, so answer times are the PBX's own.
-            let floor = previous.map_or(i64::MIN, |at| at + 1);
+            let floor = previous.map_or(i64::MIN, |seen| seen.at + 1);
             let started = (state == crate::model::LegState::Active)
                 .then(|| mapping::start_time(&entry.call_data.call_start_time, &self.time_zone))
                 .flatten()
                 .filter(|at| *at <= received_at);
             let at = started.unwrap_or(received_at).max(floor);
             let mut event = mapping::event(&self.name, ACCOUNT, extension, entry, at);
-            event.seq = Some(response.seq);
             event.received_at = received_at;
             event.raw = raw.clone();
             events.push(event);
@@ -244,8 +356,10 @@ impl Subscriber {
                 self.live.remove(&channel);
                 channels.extension_of.remove(&channel);
                 channels.unanswerable.remove(&channel);
+                self.ended.remember(channel);
             } else {
-                self.live.insert(channel.clone(), at);
+                let rank = previous.map_or(rank, |seen| seen.rank.max(rank));
+                self.live.insert(channel.clone(), Reported { at, rank });
                 if entry.call_data.can_answer == Some(false) {
                     channels.unanswerable.insert(channel.clone());
                 } else {
@@ -259,16 +373,21 @@ impl Subscriber {
             self.health.last_error = Some(format!("{unmonitored} entries for extensions not configured"));
             tracing::warn!(provider = %self.name, unmonitored, "entries for extensions we do not monitor skipped");
         }
+        if stale > 0 {
+            tracing::debug!(provider = %self.name, stale, "late statuses behind what was already reported skipped");
+        }
         if resync {
             let gone: Vec<String> = self.live.keys().filter(|channel| !listed.contains(*channel)).cloned().collect();
             if !gone.is_empty() {
                 tracing::info!(provider = %self.name, channels = gone.len(), "ended while we were away");
             }
             for channel in gone {
-                let at = self.live.remove(&channel).map_or(received_at, |at| (at + 1).max(received_at));
+                let at = self.live.remove(&channel).map_or(received_at, |seen| (seen.at + 1).max(received_at));
                 let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 channels.extension_of.remove(&channel);
                 channels.unanswerable.remove(&channel);
+                drop(channels);
+                self.ended.remember(channel.clone());
                 let kind = EventKind::CallEnded {
                     call: CallId::new(&self.name, ACCOUNT, &channel),
                     cause: EndCause::Unknown,
@@ -276,6 +395,10 @@ impl Subscriber {
                 };
                 events.push(Event::new(&self.name, ACCOUNT, at, kind));
             }
+        }
+        let last = events.len().checked_sub(1);
+        for (index, event) in events.iter_mut().enumerate() {
+            event.seq = Some(if Some(index) == last { response.seq } else { asked });
         }
         self.health.events += events.len() as u64;
         if !events.is_empty() {

@@ -70,12 +70,15 @@ pub fn decode(text: &str) -> Result<Packet, String> {
 fn decode_socket(text: &str) -> Result<Packet, String> {
     let kind = text.chars().next();
     let mut rest = text.get(1..).unwrap_or_default();
-    // A namespace other than `/` (`/admin,`) is not ours.
+    // A packet names its namespace first (`/admin,`) unless it is `/`. Only `/` is ours: an
+    // event of another namespace is not a Voicenter event, and leaving (`41/admin,`) or being
+    // refused (`44/admin,`) another namespace says nothing about the link.
     if rest.starts_with('/') {
-        match rest.split_once(',') {
-            Some((_, after)) => rest = after,
-            None => rest = "",
+        let (namespace, after) = rest.split_once(',').unwrap_or((rest, ""));
+        if namespace != "/" {
+            return Ok(Packet::Other);
         }
+        rest = after;
     }
     match kind {
         Some('0') => Ok(Packet::Connected),
@@ -114,18 +117,25 @@ fn decode_socket(text: &str) -> Result<Packet, String> {
 }
 
 /// The websocket URL for a monitor server: `https://host` becomes
-/// `wss://host/socket.io/?EIO=3&transport=websocket&token=…`.
+/// `wss://host/socket.io/?EIO=3&transport=websocket&token=…`. The path is always
+/// `/socket.io/`, as socket.io-client's default is: a path in a monitor URL would name a
+/// namespace to socket.io-client, not where to connect, and Voicenter's `URLList` names bare
+/// hosts (`https://monitor5.voicenter.co.il`), whose events come on `/`. Any path, query or
+/// fragment of `server` is therefore left out.
 pub fn socket_url(server: &str, token: &str, eio: u8) -> Result<String, String> {
-    let server = server.trim().trim_end_matches('/');
+    let server = server.trim();
     let (scheme, rest) = server.split_once("://").unwrap_or(("https", server));
     let scheme = match scheme {
         "https" | "wss" => "wss",
         "http" | "ws" => "ws",
         other => return Err(format!("a monitor server with scheme {other:?}")),
     };
-    let path = if rest.contains('/') { "" } else { "/socket.io/" };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() {
+        return Err("a monitor server without a host".into());
+    }
     let token = crate::connectors::rest::encode(token);
-    Ok(format!("{scheme}://{rest}{path}?EIO={eio}&transport=websocket&token={token}"))
+    Ok(format!("{scheme}://{host}/socket.io/?EIO={eio}&transport=websocket&token={token}"))
 }
 
 /// Connects and runs the link until it closes; what it hears goes to `heard`, what arrives on
@@ -392,5 +402,31 @@ mod tests {
             "ws://127.0.0.1:4000/socket.io/?EIO=4&transport=websocket&token=t"
         );
         assert!(socket_url("ftp://x", "t", 3).is_err());
+        assert!(socket_url("https:///path", "t", 3).is_err());
+    }
+
+    #[test]
+    fn a_monitor_url_with_a_path_still_connects_at_socket_io() {
+        assert_eq!(
+            socket_url("https://host/some/path", "t", 3).unwrap(),
+            "wss://host/socket.io/?EIO=3&transport=websocket&token=t"
+        );
+        assert_eq!(
+            socket_url("http://127.0.0.1:4000/ns/?x=1", "t", 3).unwrap(),
+            "ws://127.0.0.1:4000/socket.io/?EIO=3&transport=websocket&token=t"
+        );
+    }
+
+    #[test]
+    fn packets_of_another_namespace_are_not_ours() {
+        assert_eq!(decode("41/admin,").unwrap(), Packet::Other, "leaving /admin does not close the link");
+        assert_eq!(decode("41/admin").unwrap(), Packet::Other);
+        assert_eq!(decode(r#"42/admin,["x",{}]"#).unwrap(), Packet::Other, "not a main-namespace event");
+        assert_eq!(decode(r#"42/admin,7["x",{}]"#).unwrap(), Packet::Other);
+        assert_eq!(decode("40/admin,").unwrap(), Packet::Other);
+        assert_eq!(decode(r#"44/admin,{"message":"Invalid namespace"}"#).unwrap(), Packet::Other);
+        // `/` named explicitly is still the main namespace.
+        assert_eq!(decode(r#"42/,["x",{}]"#).unwrap(), Packet::Event("x".into(), json!({})));
+        assert_eq!(decode("41/,").unwrap(), Packet::Disconnected);
     }
 }

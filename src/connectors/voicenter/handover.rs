@@ -106,7 +106,9 @@ impl Handover {
         if self.pending.front().is_some_and(|(first, first_payload)| first == name && first_payload == payload) {
             return true;
         }
-        if !per_socket(name) {
+        // A statement on the old link answers its own `resync` (the new link hears no such
+        // thing): like a keepalive's answer, it is never to be aligned on.
+        if !per_socket(name) && !statement(name) {
             if self.old_since.len() >= PENDING_BOUND {
                 self.overflowed = true;
             } else {
@@ -208,6 +210,17 @@ mod tests {
         let finish = taking.settled();
         assert!(finish.replay.is_empty());
         assert_eq!(finish.skip, VecDeque::from([event(2), event(3)]));
+    }
+
+    #[tokio::test]
+    async fn a_statement_answering_the_old_links_resync_does_not_hold_the_handover() {
+        let mut taking = Handover::new(fresh_link().await);
+        taking.fresh_heard("loginStatus".into(), json!({}));
+        taking.fresh_heard("AllExtensionsStatus".into(), json!({}));
+        assert!(!taking.old_heard("loginStatus", &json!({"queues": []})));
+        assert!(!taking.old_heard("AllExtensionsStatus", &json!({"extensions": []})));
+        let finish = taking.settled();
+        assert!(finish.skip.is_empty(), "nothing the new link would say is to be skipped");
     }
 
     #[tokio::test]

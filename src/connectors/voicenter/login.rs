@@ -49,29 +49,48 @@ impl Credentials {
             Credentials::Token(token) => ("Token", json!({ "token": token })),
         }
     }
+
+    /// What of these credentials must never be shown: a login API may echo what it was sent in
+    /// its error text, which goes to the log and the health page.
+    fn secrets(&self) -> [&str; 1] {
+        match self {
+            Credentials::User { pin, .. } => [pin.as_str()],
+            Credentials::Account { password, .. } => [password.as_str()],
+            Credentials::Token(token) => [token.as_str()],
+        }
+    }
 }
 
 /// Logs in: `POST {login_url}/Login/{User|Account|Token}`.
 pub async fn login(client: &reqwest::Client, login_url: &str, credentials: &Credentials) -> Result<Session, RestError> {
     let (kind, body) = credentials.path_and_body();
     let url = format!("{}/Login/{kind}", login_url.trim_end_matches('/'));
-    let reply = rest::exchange(client.post(url).json(&body), TIMEOUT).await?;
-    session(&reply)
+    let secrets = credentials.secrets();
+    let reply = rest::exchange_hiding(client.post(url).json(&body), TIMEOUT, &secrets).await?;
+    session_hiding(&reply, &secrets)
 }
 
 /// Renews the token: `GET {login_url}/RefreshIdentityToken` with the refresh token as bearer.
 pub async fn refresh(client: &reqwest::Client, login_url: &str, refresh_token: &str) -> Result<Session, RestError> {
     let url = format!("{}/RefreshIdentityToken", login_url.trim_end_matches('/'));
-    let reply = rest::exchange(client.get(url).bearer_auth(refresh_token), TIMEOUT).await?;
-    session(&reply)
+    let secrets = [refresh_token];
+    let reply = rest::exchange_hiding(client.get(url).bearer_auth(refresh_token), TIMEOUT, &secrets).await?;
+    session_hiding(&reply, &secrets)
 }
 
 /// Reads `Data.Socket` of a login or refresh reply; an `error` means it failed.
 pub fn session(reply: &Value) -> Result<Session, RestError> {
+    session_hiding(reply, &[])
+}
+
+/// Like [`session`], with each of `secrets` taken out of an error's words before they are cut
+/// to length (a cut through a secret would leave a piece no later redaction finds).
+pub fn session_hiding(reply: &Value, secrets: &[&str]) -> Result<Session, RestError> {
     let unreadable = |problem: &str| RestError::Unreadable(format!("the login API's reply {problem}"));
-    if let Some(error) = reply.get("error").filter(|error| !error.is_null()) {
-        let words =
-            rest::error_text(reply).or_else(|| rest::text(Some(error))).unwrap_or_else(|| "login refused".into());
+    if reply.get("error").is_some_and(|error| !error.is_null()) {
+        let reply = &without_secrets(reply, secrets, 0);
+        let error = reply.get("error");
+        let words = rest::error_text(reply).or_else(|| rest::text(error)).unwrap_or_else(|| "login refused".into());
         return Err(RestError::Status { status: 401, words: rest::shown(&words), retry_after: None });
     }
     let socket = reply
@@ -94,6 +113,29 @@ pub fn session(reply: &Value) -> Result<Session, RestError> {
         super::wire::epoch(Some(expiry)).or_else(|| expiry.as_str().and_then(crate::connectors::time::parse_time))
     });
     Ok(Session { token, refresh_token: rest::text(socket.get("RefreshToken")), expires_at, servers })
+}
+
+/// Depth to which [`without_secrets`] looks: deeper than any error's words are read from.
+const REDACT_DEPTH: u8 = 6;
+
+/// `value` with each of `secrets` taken out of every string in it (to [`REDACT_DEPTH`]; deeper
+/// parts are dropped, as nothing reads error words from there).
+fn without_secrets(value: &Value, secrets: &[&str], depth: u8) -> Value {
+    if depth > REDACT_DEPTH {
+        return Value::Null;
+    }
+    match value {
+        Value::String(text) => Value::String(
+            secrets.iter().fold(text.clone(), |text, secret| crate::connectors::without_secret(text, secret)),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|item| without_secrets(item, secrets, depth + 1)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(key, item)| (key.clone(), without_secrets(item, secrets, depth + 1))).collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +164,20 @@ mod tests {
             .contains("Wrong login details"));
         assert!(super::session(&json!({"Data": {"Socket": {"URL": "https://m"}}})).is_err());
         assert!(super::session(&json!({"Data": {"Socket": {"Token": "t"}}})).is_err());
+    }
+
+    #[test]
+    fn a_refusal_that_echoes_a_secret_does_not_repeat_it() {
+        let secret = "pw-0123456789abcdef";
+        let echo = json!({"error": format!("bad password {secret} for supervisor")});
+        let words = session_hiding(&echo, &[secret]).unwrap_err().to_string();
+        assert!(!words.contains(secret) && words.contains("bad password (secret)"), "{words}");
+        // Nested, and where the cut to 160 characters would fall through the secret.
+        let nested = json!({"error": {"message": format!("{}{secret}", "x".repeat(150)), "code": 7}});
+        let words = session_hiding(&nested, &[secret]).unwrap_err().to_string();
+        assert!(!words.contains("pw-0123"), "{words}");
+        let credentials = Credentials::Account { username: "supervisor".into(), password: secret.into() };
+        assert_eq!(credentials.secrets(), [secret]);
+        assert_eq!(Credentials::Token("tok".into()).secrets(), ["tok"]);
     }
 }

@@ -459,16 +459,16 @@ impl Tracker {
                 return;
             }
             "EXIT" => QueueOutcome::Answered,
+            // The caller left this queue unanswered, by hanging up or by reaching the queue's
+            // maximum wait (the seed: "Either the caller chose to end the call or the call
+            // waiting time in the queue had reached the maximum waiting time"). In the second
+            // case the call goes on (to an overflow extension or queue), so this ends the wait
+            // only, never the call: the legs' HANGUPs end it, and the model calls a call whose
+            // caller left a queue abandoned, with no leg answered, a `QueueAbandoned` end.
             "ABANDONED" => QueueOutcome::Abandoned,
             _ => return,
         };
         self.leave(queue, &ivrid, outcome, at, events);
-        if outcome == QueueOutcome::Abandoned {
-            let call = CallId::new(&self.provider, &self.account, &ivrid);
-            let kind =
-                EventKind::CallEnded { call, cause: EndCause::QueueAbandoned, raw_cause: Some("ABANDONED".into()) };
-            events.push(self.event(at, kind));
-        }
     }
 
     /// A queue's name and waiting list. Calls listed that were not known to wait joined; with

@@ -7,8 +7,11 @@
 //! ExtensionEvent and QueueEvent as things happen. It keeps the link alive as the SDKs do: an
 //! application `keepalive` every minute, a move to the next server after two minutes without a
 //! word (or when the link closes), back to the primary after six minutes elsewhere, and a token
-//! refresh just before the token expires. Every (re)connection starts with a full statement, and
-//! the tracker ends what that no longer lists, so nothing stays stuck across a failover.
+//! refresh just before the token expires (retried with a doubling wait when the login API
+//! fails). Every (re)connection starts with a full statement, and the tracker ends what that no
+//! longer lists, so nothing stays stuck across a failover. A user login, which Voicenter sends
+//! no QueueEvent, asks for the statement again every [`USER_RESYNC_MS`], so its queues' waiting
+//! callers come and go within that time.
 //!
 //! The Real Time API only reports: it has no call control, so this connector offers no buttons.
 
@@ -48,6 +51,17 @@ pub const PRIMARY_AFTER_MS: Timestamp = 6 * 60_000;
 /// [`REFRESH_FLOOR_MS`] from now.
 pub const REFRESH_BEFORE_MS: Timestamp = 5_000;
 const REFRESH_FLOOR_MS: Timestamp = 2_000;
+/// After a failed refresh (and the login that follows it), the next try waits this long,
+/// doubling with each failure up to [`REFRESH_RETRY_MAX_MS`] and back to this after a success:
+/// a login API that is down is not sent the password every two seconds (wall clock, as the
+/// token's expiry is).
+pub const REFRESH_RETRY_FIRST_MS: Timestamp = REFRESH_FLOOR_MS;
+pub const REFRESH_RETRY_MAX_MS: Timestamp = 5 * 60_000;
+/// A user login is sent no QueueEvent (the seed: "If the login connection type is by user
+/// credentials, this type of event will not be sent"), so who waits in its queues is known
+/// from `loginStatus` alone: it asks for that again (`resync`) this often, and a caller who
+/// left is off the board within this time (ms, on the connector's clock).
+pub const USER_RESYNC_MS: Timestamp = 15_000;
 /// After every server failed in a row, wait this long (doubling, on the connector's clock).
 const BACKOFF_FIRST_MS: Timestamp = 1_000;
 const BACKOFF_MAX_MS: Timestamp = 30_000;
@@ -249,6 +263,8 @@ impl VoicenterConnector {
             heard: false,
             stale: false,
             server: 0,
+            refresh_retry: REFRESH_RETRY_FIRST_MS,
+            refresh_not_before: 0,
         };
         tokio::spawn(runner.run(shutdown));
         Arc::new(Self { name: name.to_owned(), counters })
@@ -317,6 +333,11 @@ struct Runner {
     stale: bool,
     /// Index of the server to use next, in priority order.
     server: usize,
+    /// How long to wait after the next failed refresh on a live link (doubles per failure).
+    refresh_retry: Timestamp,
+    /// No refresh on a live link before this (wall clock, ms): kept across links, so a new
+    /// link does not retry a failing login API at once.
+    refresh_not_before: Timestamp,
 }
 
 impl Runner {
@@ -437,6 +458,9 @@ impl Runner {
         }
         self.session = Some(session.clone());
         self.stale = false;
+        // A token in hand: the next failed refresh starts the backoff afresh.
+        self.refresh_retry = REFRESH_RETRY_FIRST_MS;
+        self.refresh_not_before = 0;
         Ok(session)
     }
 
@@ -458,9 +482,13 @@ impl Runner {
     async fn serve(&mut self, mut link: Link, mut session: Session, shutdown: &CancellationToken) -> Leave {
         let mut joined_at = self.clock.now();
         let mut last_heard = joined_at;
-        // A refresh is never due sooner than this (wall clock), so a failing one is not hammered.
-        let mut refresh_floor = crate::hub::now_ms() + REFRESH_FLOOR_MS;
+        // A refresh is never due sooner than this (wall clock), so a failing one is not hammered:
+        // two seconds on a new link, and after a failure the backoff (`refresh_retry`).
+        let mut refresh_floor = (crate::hub::now_ms() + REFRESH_FLOOR_MS).max(self.refresh_not_before);
         let mut next_keepalive = joined_at + KEEPALIVE_MS;
+        // Only a user login needs to ask for its state again (see USER_RESYNC_MS).
+        let user_login = self.config.login_type == LoginType::User;
+        let mut next_resync = joined_at + USER_RESYNC_MS;
         let mut heard_anything = false;
         // A second link being taken over (after a token refresh, or back on the primary).
         let mut handover: Option<handover::Handover> = None;
@@ -585,6 +613,15 @@ impl Runner {
                         self.error(format!("keepalive: {error}")).await;
                     }
                 }
+                // Not during a handover: the answer comes on this link only, and the new link
+                // gives its own statement.
+                _ = self.clock.sleep_until(next_resync), if user_login && handover.is_none() => {
+                    next_resync = self.clock.now() + USER_RESYNC_MS;
+                    self.counters.resyncs_sent.fetch_add(1, Ordering::Relaxed);
+                    if let Err(error) = link.emit("resync", json!({ "cache": false })).await {
+                        self.error(format!("resync: {error}")).await;
+                    }
+                }
                 _ = self.clock.sleep_until(last_heard + SILENCE_MS) => {
                     self.counters.silent_failovers.fetch_add(1, Ordering::Relaxed);
                     self.fault("degraded", format!("nothing heard for {} s: trying the next server", SILENCE_MS / 1000)).await;
@@ -592,7 +629,8 @@ impl Runner {
                     return Leave::Next;
                 }
                 _ = tokio::time::sleep(refresh_in.unwrap_or_default()), if refresh_in.is_some() && handover.is_none() => {
-                    refresh_floor = crate::hub::now_ms() + REFRESH_FLOOR_MS;
+                    let tried_at = crate::hub::now_ms();
+                    refresh_floor = tried_at + REFRESH_FLOOR_MS;
                     // Renew, then move to a link on the new token before letting go of the old.
                     let renewed = match session.refresh_token.clone() {
                         Some(refresh) => match self.renew(&refresh).await {
@@ -604,7 +642,11 @@ impl Runner {
                     match self.keep(renewed) {
                         Ok(renewed) => {
                             session = renewed;
-                            let server = session.servers[self.server % session.servers.len().max(1)].clone();
+                            let Some(server) = session.servers.get(self.server % session.servers.len().max(1)).cloned()
+                            else {
+                                self.error("the renewed session names no monitor server".into()).await;
+                                continue;
+                            };
                             match Link::open(self.config.protocol, &server, &session.token).await {
                                 Ok(fresh) => {
                                     self.counters.links_opened.fetch_add(1, Ordering::Relaxed);
@@ -613,7 +655,18 @@ impl Runner {
                                 Err(error) => self.error(format!("{server} with the renewed token: {error}")).await,
                             }
                         }
-                        Err(error) => self.error(format!("token refresh: {error}")).await,
+                        Err(error) => {
+                            // Back off: the next try (refresh, then login with the password)
+                            // waits twice as long as this one did, up to a few minutes.
+                            refresh_floor = tried_at + self.refresh_retry;
+                            self.refresh_not_before = refresh_floor;
+                            self.refresh_retry = (self.refresh_retry * 2).min(REFRESH_RETRY_MAX_MS);
+                            self.error(format!(
+                                "token refresh: {error} (next try in {} s)",
+                                (refresh_floor - tried_at) / 1000
+                            ))
+                            .await;
+                        }
                     }
                 }
                 _ = async { self.clock.sleep_until(primary_at.unwrap_or_default()).await }, if primary_at.is_some() && handover.is_none() => {

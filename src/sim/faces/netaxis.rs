@@ -646,13 +646,19 @@ async fn modify(
             if half.state != LegState::Held {
                 return sub_error("The state of the call is not valid.");
             }
-            let resumed = pbx(&face, face.command(Action::Resume, Some(&half), &user, None)).await;
-            if resumed.status().is_success() {
-                for other in face.halves_of(&user).iter().filter(|other| other.leg != half.leg) {
-                    let _ = face.run(face.command(Action::Hangup, Some(other), &user, None)).await;
-                }
+            // BroadWorks releases the user's other calls and reconnects this one. The others go
+            // first: resumed beside a call that still rings or talks, the user would be on two
+            // calls at once (and the PBX refuses to resume beside a ringing one).
+            let others: Vec<Half> = face.halves_of(&user).into_iter().filter(|other| other.leg != half.leg).collect();
+            for other in &others {
+                let _ = face.run(face.command(Action::Hangup, Some(other), &user, None)).await;
             }
-            resumed
+            match face.run(face.command(Action::Resume, Some(&half), &user, None)).await {
+                Ok(_) => Json(json!({})).into_response(),
+                // Releasing a consultation hands its held caller back by itself.
+                Err(words) if !others.is_empty() && words.contains("not on hold") => Json(json!({})).into_response(),
+                Err(_) => sub_error("The state of the call is not valid."),
+            }
         }
         Modify::BlindTransfer { phone_number } => {
             if !answered {

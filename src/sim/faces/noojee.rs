@@ -3,9 +3,14 @@
 //! Each extension leg of the simulated PBX is a channel with an Asterisk-style `uniqueCallId`.
 //! Every change of a channel's `CallData` takes the next `seq`; `subscribe` with
 //! `lastSequenceNumber = n` answers with the current state of every channel changed after `n`
-//! (several per response), waiting up to `timeOut` seconds for one; with 0, or a number the face
-//! no longer knows, it answers at once with every channel it holds (live ones, and ended ones
-//! still in its log). Commands go to the simulated PBX and answer `{"Message","Code"}`.
+//! (several per response), waiting up to `timeOut` seconds for one; so a client that comes back
+//! after an outage or a restart with the last `seq` it took in hears everything it missed. With
+//! 0 it answers at once with every channel it holds (live ones, and ended ones still kept).
+//! A number it cannot answer for (from before a restart of its numbering, or older than its
+//! log or its kept ended channels reach) gets the same full state at once with `seq` 0: the
+//! seed does not say what a real server does then, and a `seq` below the one asked with is
+//! what tells a client to resync. Commands go to the simulated PBX and answer
+//! `{"Message","Code"}`.
 
 use crate::connectors::noojee::end_cause;
 use crate::connectors::noojee::wire::{CallData, Entry, Reply};
@@ -30,6 +35,8 @@ const LOG_KEEP: usize = 50_000;
 /// Ended channels kept (and shown in the full state) so a client resyncing after an outage or
 /// a restart still learns how they ended.
 const ENDED_KEEP: usize = 10_000;
+/// Recent changes kept as they were, for the duplicate fault to send again late.
+const STALE_KEEP: usize = 256;
 /// A restart is only injected once the numbering has reached this far: a client that is
 /// behind by more than a restart's worth of changes could not tell a restart from progress.
 const RESTART_AFTER_CHANGES: u64 = 100;
@@ -54,9 +61,14 @@ struct FaceState {
     seq: u64,
     /// `(seq, uniqueCallId)` of every change still remembered, oldest first.
     log: VecDeque<(u64, String)>,
+    /// `(seq, extension, entry)` of the most recent changes as they were then, oldest first.
+    recent: VecDeque<(u64, String, Entry)>,
     channels: HashMap<String, Channel>,
     /// Ended channels, oldest end first, for forgetting them in order.
     ended: VecDeque<String>,
+    /// The latest `seq` of any ended channel forgotten: a client behind it missed that channel's
+    /// end, and the log alone cannot tell it.
+    forgotten_through: u64,
     by_leg: HashMap<LegId, String>,
     next_unique: u64,
     next_call_id: i64,
@@ -273,6 +285,7 @@ fn absorb_leg(state: &mut FaceState, report: &LegReport, extension: &str, at: Ti
         last_seq: seq,
     };
     let newly_ended = ended && !state.channels.get(&unique).is_some_and(|channel| channel.ended);
+    state.recent.push_back((seq, extension.to_owned(), channel.entry.clone()));
     state.channels.insert(unique.clone(), channel);
     if newly_ended {
         state.ended.push_back(unique.clone());
@@ -286,9 +299,13 @@ fn forget_old(state: &mut FaceState) {
     while state.log.len() > LOG_KEEP {
         state.log.pop_front();
     }
+    while state.recent.len() > STALE_KEEP {
+        state.recent.pop_front();
+    }
     while state.ended.len() > ENDED_KEEP {
         let Some(unique) = state.ended.pop_front() else { break };
         if let Some(channel) = state.channels.remove(&unique) {
+            state.forgotten_through = state.forgotten_through.max(channel.last_seq);
             state.by_leg.remove(&channel.leg);
         }
     }
@@ -325,9 +342,9 @@ async fn subscribe(State(face): State<NoojeeFace>, Query(params): Query<HashMap<
     }
     let mut changed = face.changed.subscribe();
     let (mut entries, seq) = loop {
-        let found = collect(&face.lock(), last, &wanted);
-        if !found.0.is_empty() || last == 0 || tokio::time::Instant::now() >= deadline {
-            break found;
+        let (found, seq, known) = collect(&face.lock(), last, &wanted);
+        if !found.is_empty() || last == 0 || !known || tokio::time::Instant::now() >= deadline {
+            break (found, seq);
         }
         face.lock().waiting = Some(last);
         tokio::select! {
@@ -353,6 +370,24 @@ async fn subscribe(State(face): State<NoojeeFace>, Query(params): Query<HashMap<
                 .map(|channel| (channel.extension.clone(), entry_json(&channel.entry)))
                 .collect();
             entries.extend(again);
+            // And, after them, a few changes the client already has, as they were: late news of
+            // channels that have moved on since (a `Ringing` after its `Connected`).
+            let late: Vec<(String, Value)> = state
+                .recent
+                .iter()
+                .rev()
+                .filter(|(change, extension, _)| *change <= last && wanted.contains(extension))
+                .filter(|(_, _, then)| {
+                    let then_rank = status_rank(&then.call_data.status);
+                    state
+                        .channels
+                        .get(&then.call_data.unique_call_id)
+                        .is_some_and(|now| then_rank > 0 && then_rank < status_rank(&now.entry.call_data.status))
+                })
+                .take(3)
+                .map(|(_, extension, then)| (extension.clone(), entry_json(then)))
+                .collect();
+            entries.extend(late);
         }
         Some(Fault::Reorder) => entries.reverse(),
         _ => {}
@@ -371,13 +406,27 @@ fn entry_json(entry: &Entry) -> Value {
     serde_json::to_value(entry).unwrap_or(Value::Null)
 }
 
-/// The entries a request after `last` gets, oldest change first, and the `seq` to answer with.
-/// A number the face does not know (0, too old, or from before a restart) gets every channel
-/// it holds: the live ones and the recently ended.
-fn collect(state: &FaceState, last: u64, wanted: &HashSet<String>) -> (Vec<(String, Value)>, u64) {
+/// How far a channel with this status has got: 1 before an answer, 2 answered, 3 ended, 0 for
+/// a status that says nothing of it.
+fn status_rank(status: &str) -> u8 {
+    match status {
+        "Dialing Out" | "Ringing" => 1,
+        "Connected" => 2,
+        "Hungup" => 3,
+        _ => 0,
+    }
+}
+
+/// The entries a request after `last` gets, oldest change first, the `seq` to answer with, and
+/// whether `last` was a number the face can answer for (to be waited on). 0 gets every channel
+/// it holds (the live ones and the recently ended) with the current `seq`; a number it cannot
+/// answer for (too old for its log or its kept ended channels, or from before a restart) gets
+/// the same with `seq` 0, which tells the client to resync.
+fn collect(state: &FaceState, last: u64, wanted: &HashSet<String>) -> (Vec<(String, Value)>, u64, bool) {
     let oldest = state.log.front().map_or(state.seq + 1, |(seq, _)| *seq);
-    let known = last != 0 && last <= state.seq && last + 1 >= oldest;
-    let mut channels: Vec<(&String, &Channel)> = if known {
+    let known = last == 0 || (last <= state.seq && last.saturating_add(1) >= oldest && last >= state.forgotten_through);
+    let incremental = known && last != 0;
+    let mut channels: Vec<(&String, &Channel)> = if incremental {
         let mut seen = HashSet::new();
         let mut changed: Vec<&String> = Vec::new();
         for (_, unique) in state.log.iter().rev().take_while(|(seq, _)| *seq > last) {
@@ -395,12 +444,14 @@ fn collect(state: &FaceState, last: u64, wanted: &HashSet<String>) -> (Vec<(Stri
         .filter(|(_, channel)| wanted.contains(&channel.extension))
         .map(|(_, channel)| (channel.extension.clone(), entry_json(&channel.entry)))
         .collect();
-    (entries, state.seq)
+    (entries, if known { state.seq } else { 0 }, known)
 }
 
 /// A PBX restart as a client sees it: numbering starts again (at 1), the channels stay.
 fn restart_numbering(state: &mut FaceState) {
     state.log.clear();
+    state.recent.clear();
+    state.forgotten_through = 0;
     state.seq = 1;
     for channel in state.channels.values_mut() {
         channel.last_seq = 0;

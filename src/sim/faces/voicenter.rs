@@ -256,6 +256,8 @@ struct FaceState {
     logins: u64,
     login_failures: u64,
     refreshes: u64,
+    /// The login API is down: every login and refresh is answered 500.
+    login_outage: bool,
 }
 
 struct Inner {
@@ -315,6 +317,7 @@ impl VoicenterFace {
                 logins: 0,
                 login_failures: 0,
                 refreshes: 0,
+                login_outage: false,
             };
             Inner { state: Mutex::new(state), setup: setup.clone(), faults, provider: pbx.0.to_owned() }
         });
@@ -401,6 +404,12 @@ impl VoicenterFace {
             }
         }
         state.disconnects += closed;
+    }
+
+    /// Takes the login API down (`true`: every login and refresh is answered 500 and counted in
+    /// `login_failures`) or brings it back. Issued tokens and live sockets are left alone.
+    pub fn set_login_outage(&self, down: bool) {
+        self.lock().login_outage = down;
     }
 
     /// A network drop: every server closes the connections of all its sockets at once.
@@ -763,6 +772,16 @@ impl VoicenterFace {
         Json(body).into_response()
     }
 
+    /// While the login API is down: the 500 every request gets.
+    fn outage(&self) -> Option<Response> {
+        let mut state = self.lock();
+        if !state.login_outage {
+            return None;
+        }
+        state.login_failures += 1;
+        Some((StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "Internal Server Error" }))).into_response())
+    }
+
     fn unauthorized(&self, message: &str) -> Response {
         self.lock().login_failures += 1;
         (StatusCode::UNAUTHORIZED, Json(json!({ "error": message }))).into_response()
@@ -862,6 +881,9 @@ fn field(body: &Value, name: &str) -> Option<String> {
 }
 
 async fn login_user(State(face): State<VoicenterFace>, body: Bytes) -> Response {
+    if let Some(response) = face.outage() {
+        return response;
+    }
     let body = match face.body(&body) {
         Ok(body) => body,
         Err(response) => return *response,
@@ -881,6 +903,9 @@ async fn login_user(State(face): State<VoicenterFace>, body: Bytes) -> Response 
 }
 
 async fn login_account(State(face): State<VoicenterFace>, body: Bytes) -> Response {
+    if let Some(response) = face.outage() {
+        return response;
+    }
     let body = match face.body(&body) {
         Ok(body) => body,
         Err(response) => return *response,
@@ -896,6 +921,9 @@ async fn login_account(State(face): State<VoicenterFace>, body: Bytes) -> Respon
 }
 
 async fn login_token(State(face): State<VoicenterFace>, body: Bytes) -> Response {
+    if let Some(response) = face.outage() {
+        return response;
+    }
     let body = match face.body(&body) {
         Ok(body) => body,
         Err(response) => return *response,
@@ -908,6 +936,9 @@ async fn login_token(State(face): State<VoicenterFace>, body: Bytes) -> Response
 }
 
 async fn refresh_identity(State(face): State<VoicenterFace>, headers: HeaderMap) -> Response {
+    if let Some(response) = face.outage() {
+        return response;
+    }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
