@@ -441,6 +441,133 @@ async fn a_pbx_that_answers_seq_0_at_once_is_not_polled_ten_times_a_second() {
 }
 
 #[tokio::test]
+async fn a_pbx_at_seq_0_with_a_call_up_is_not_polled_in_a_hot_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, shutdown) = hub(&dir).await;
+    // A freshly restarted PBX with one call up: every poll gets the whole state at once, seq 0.
+    let body = format!(
+        r#"{{"Data":{{"500":[{}]}},"seq":0,"Code":0}}"#,
+        ringing("1.1").replace("\"Ringing\"", "\"Connected\"")
+    );
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let handler = {
+        let asked = asked.clone();
+        move |Query(params): Query<HashMap<String, String>>| {
+            let (asked, body) = (asked.clone(), body.clone());
+            async move {
+                asked.lock().unwrap().push(params.get("lastSequenceNumber").cloned().unwrap_or_default());
+                body
+            }
+        }
+    };
+    let base = serve(Router::new().route("/servicemanager/rest/CallManagementAPI/subscribe", post(handler))).await;
+    let extensions = vec!["500".into()];
+    let _connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let asked = asked.lock().unwrap().clone();
+    // Entries that do not move the seq are no progress: waited on like silence.
+    assert!((2..=6).contains(&asked.len()), "{} requests in 3 s", asked.len());
+    assert!(asked.iter().all(|last| last == "0"), "{asked:?}");
+    // Each answer is the whole state, and it lists the call: still up, and only once.
+    let snapshot = hub_snapshot(&hub).await.unwrap();
+    let calls: Vec<(&str, bool)> =
+        snapshot.calls.iter().map(|call| (call.id.native(), call.ended_at.is_none())).collect();
+    assert_eq!(calls, vec![("1.1", true)]);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_reset_after_a_resume_takes_no_hungup_of_the_full_state_as_news() {
+    let dir = tempfile::tempdir().unwrap();
+    let connected = |unique: &str| ringing(unique).replace("\"Ringing\"", "\"Connected\"");
+    let hungup = |unique: &str| {
+        ringing(unique)
+            .replace("\"Ringing\"", "\"Hungup\"")
+            .replace("\"status\"", "\"hangupCause\":\"NO_ANSWER\",\"status\"")
+    };
+    // Before the restart: 1.1 is up, 2.2 rang and ended; seq 5 is journaled.
+    {
+        let (first, first_store, shutdown) = hub(&dir).await;
+        let bodies = vec![
+            format!(r#"{{"Data":{{"500":[{},{}]}},"seq":4,"Code":0}}"#, connected("1.1"), ringing("2.2")),
+            format!(r#"{{"Data":{{"500":[{}]}},"seq":5,"Code":0}}"#, hungup("2.2")),
+        ];
+        let (base, served) = serve_in_order(bodies, 5).await;
+        let extensions = vec!["500".into()];
+        let _connector = NoojeeConnector::start(
+            "nj",
+            config(base, extensions, 1),
+            first.clone(),
+            Some(first_store),
+            shutdown.clone(),
+        );
+        wait_until("both bodies to be served", async || *served.lock().unwrap() > 2).await;
+        hub_snapshot(&first).await.unwrap();
+        shutdown.cancel();
+        first.stopped().await;
+    }
+
+    // Restarted, the connector resumes from 5; then the PBX signals a reset, and its full
+    // state lists 1.1, 2.2's end again, and 8.8, a call that ended long ago, never seen live.
+    let (hub, store, shutdown) = hub(&dir).await;
+    let bodies = vec![
+        r#"{"Data":{},"seq":7,"Code":0}"#.to_owned(),
+        r#"{"Data":{},"seq":2,"Code":0}"#.to_owned(),
+        format!(r#"{{"Data":{{"500":[{},{},{}]}},"seq":3,"Code":0}}"#, connected("1.1"), hungup("2.2"), hungup("8.8")),
+    ];
+    let (base, served) = serve_in_order(bodies, 3).await;
+    let extensions = vec!["500".into()];
+    let _connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    wait_until("the full state after the reset to be served", async || *served.lock().unwrap() > 3).await;
+    let snapshot = hub_snapshot(&hub).await.unwrap();
+    assert!(!snapshot.calls.iter().any(|call| call.id.native() == "8.8"), "{:?}", snapshot.calls);
+    let live: Vec<&str> =
+        snapshot.calls.iter().filter(|call| call.ended_at.is_none()).map(|call| call.id.native()).collect();
+    assert_eq!(live, vec!["1.1"]);
+    let calls: HashMap<String, Call> =
+        all_history(&store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect();
+    assert!(!calls.contains_key("8.8"), "an old Hungup of a full state is not a new call: {:?}", calls.get("8.8"));
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn an_unreadable_status_after_hungup_does_not_bring_the_channel_back() {
+    let bodies = vec![
+        format!(r#"{{"Data":{{"500":[{}]}},"seq":5,"Code":0}}"#, ringing("1.1")),
+        format!(r#"{{"Data":{{"500":[{}]}},"seq":6,"Code":0}}"#, ringing("1.1").replace("\"Ringing\"", "\"Hungup\"")),
+        // A status nobody can read, for the channel that hung up: stale, not a comeback.
+        format!(r#"{{"Data":{{"500":[{}]}},"seq":7,"Code":0}}"#, ringing("1.1").replace("\"Ringing\"", "\"Parked?\"")),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, store, shutdown) = hub(&dir).await;
+    let (base, served) = serve_in_order(bodies, 7).await;
+    let extensions = vec!["500".into()];
+    let connector =
+        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    wait_until("every body to be served", async || *served.lock().unwrap() > 3).await;
+    let snapshot = hub_snapshot(&hub).await.unwrap();
+    let call = snapshot.calls.iter().find(|call| call.id.native() == "1.1").unwrap();
+    assert_eq!(call.legs[0].state, LegState::Ended, "{call:?}");
+    // Not live again for commands either: Answer no longer knows its extension, and the PBX
+    // (which serves no answer here) is not asked.
+    let answer = Command {
+        action: Action::Answer,
+        call: Some(CallId::new("nj", "pbx", "1.1")),
+        leg: None,
+        extension: None,
+        number: None,
+    };
+    let refused = connector.control(answer).await;
+    assert!(
+        matches!(&refused, Err(CommandError::Refused(words)) if words.contains("needs the extension")),
+        "{refused:?}"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
 async fn a_late_ringing_does_not_put_an_answered_call_back() {
     let connected = |unique: &str| {
         ringing(unique).replace("\"Ringing\"", "\"Connected\"").replace("\"canAnswer\":true", "\"canAnswer\":false")

@@ -92,24 +92,77 @@ impl Pick {
     }
 }
 
-/// A consultation the desk itself started: the call its consult command put on hold, and the
-/// call to the colleague once it shows (the next other call to become the newest at the
-/// extension). Only that call offers "Complete transfer": an agent who holds one caller and
-/// answers an unrelated call must not be offered to join two strangers.
+/// A consultation the desk itself started: the call its consult command put on hold, the
+/// number it consulted, and the call to that colleague once it shows. Only that call offers
+/// "Complete transfer": an agent who holds one caller and answers an unrelated call must not be
+/// offered to join two strangers, so a call is taken for the consultation only when the agent
+/// placed it (not inbound) to the number consulted, and the consultation is over once the held
+/// call is taken off hold or ends, or the call to the colleague ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Consultation {
     held: CallId,
+    /// The digits of the number consulted (the colleague's extension or number).
+    to: String,
+    /// The held call has been seen on hold since the consult: from then on, the agent's leg
+    /// there leaving hold means they went back to the caller. (The consult asks for the hold,
+    /// so the call is still active when the consultation starts.)
+    held_seen: bool,
     call: Option<CallId>,
 }
 
 impl Consultation {
-    /// The consultation once `newest` is the newest call at the extension: the first call
-    /// other than the held one to become so is the call to the colleague.
-    fn with_newest(self, newest: Option<&CallId>) -> Self {
-        match newest {
-            Some(newest) if self.call.is_none() && *newest != self.held => Self { call: Some(newest.clone()), ..self },
-            _ => self,
+    /// The consultation a consult command starts on `held` to `number`; none for a number that
+    /// cannot be dialled, which no call could be recognised as reaching.
+    fn started(held: CallId, number: &str) -> Option<Self> {
+        let to = dialable(number)?.chars().filter(char::is_ascii_digit).collect::<String>();
+        Some(Self { held, to, held_seen: false, call: None })
+    }
+
+    /// Whether `call` is the one the consult placed: not the held call, still up, and the
+    /// agent's live leg in it not inbound (the agent placed it: outbound, internal or unknown)
+    /// with a remote party whose number or extension is the number consulted.
+    fn is_to(&self, call: &Call, me: &ExtensionId) -> bool {
+        let mine = call.legs.iter().rev().find(|leg| leg.extension.as_ref() == Some(me) && !leg.state.is_ended());
+        call.id != self.held
+            && call.ended_at.is_none()
+            && mine.is_some_and(|leg| {
+                leg.direction != Direction::Inbound
+                    && [&leg.remote.number, &leg.remote.extension]
+                        .into_iter()
+                        .flatten()
+                        .any(|number| same_number(number, &self.to))
+            })
+    }
+
+    /// The consultation after a change at the extension `me`, given the held call, the newest
+    /// call there and the call bound as the consultation (as the live state has them, `None`
+    /// for a call it no longer has); `None` once it is over. The first newest call that
+    /// `is_to` the number consulted becomes the consultation's call.
+    fn follow(
+        self,
+        me: &ExtensionId,
+        held: Option<&Call>,
+        newest: Option<&Call>,
+        bound: Option<&Call>,
+    ) -> Option<Self> {
+        // The held call hung up or went elsewhere: there is no one left to transfer.
+        let held = held.filter(|call| call.id == self.held && is_live_at(call, me))?;
+        let on_hold = is_held_at(held, me);
+        // Taken off hold after the consult held it: the agent went back to the caller.
+        if self.held_seen && !on_hold {
+            return None;
         }
+        // The call to the colleague ended (not answered, hung up): nothing to complete.
+        if let Some(call) = &self.call {
+            if !bound.is_some_and(|bound| bound.id == *call && is_live_at(bound, me)) {
+                return None;
+            }
+        }
+        let call = self
+            .call
+            .clone()
+            .or_else(|| newest.filter(|newest| self.is_to(newest, me)).map(|newest| newest.id.clone()));
+        Some(Self { held_seen: self.held_seen || on_hold, call, ..self })
     }
 
     /// Whether the pop of `shown` is this consultation, its held call still on hold
@@ -117,6 +170,19 @@ impl Consultation {
     fn is_on(&self, shown: &CallId, held_still: bool) -> bool {
         held_still && self.call.as_ref() == Some(shown)
     }
+}
+
+/// Whether two numbers name the same party, however written: their digits alike, or, leading
+/// zeros dropped, one ending with the other's (a country code or trunk prefix in front:
+/// `+61 2 9999 0088` and `02 9999 0088`; an extension at the end of its direct number).
+fn same_number(a: &str, b: &str) -> bool {
+    let digits = |number: &str| number.chars().filter(char::is_ascii_digit).collect::<String>();
+    let (a, b) = (digits(a), digits(b));
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    a == b || (!a.is_empty() && !b.is_empty() && (a.ends_with(b) || b.ends_with(a)))
 }
 
 /// Whether the pop moving from the call `before` to `now` (the agent's leg there in `state`)
@@ -153,14 +219,19 @@ pub fn AgentDesk() -> impl IntoView {
         });
         picked.or(newest)
     });
-    // The consultation the desk started, if any: its call to the colleague is the next other
-    // call to become the newest at the extension.
+    // The consultation the desk started, if any: its call to the colleague is the first call the
+    // agent places to the number consulted that becomes the newest at the extension; it is over
+    // when the held call is taken off hold or ends, or the call to the colleague ends.
     let consultation: RwSignal<Option<Consultation>> = RwSignal::new(None);
     Effect::new(move |_| {
-        let newest = current.get();
-        let before = consultation.get_untracked();
-        let after = before.clone().map(|consultation| consultation.with_newest(newest.as_ref()));
-        if after != before {
+        let (Some(before), Some(me)) = (consultation.get(), chosen.get()) else { return };
+        // Each call as the live state has it now (tracked): none once it is gone from it.
+        let look = |id: &CallId| store.calls.with(|calls| calls.get(id).copied()).and_then(|call| call.try_get());
+        let held = look(&before.held);
+        let bound = before.call.as_ref().and_then(look);
+        let newest = newest.get().and_then(|call| call.try_get());
+        let after = before.clone().follow(&me, held.as_ref(), newest.as_ref(), bound.as_ref());
+        if after.as_ref() != Some(&before) {
             consultation.set(after);
         }
     });
@@ -209,7 +280,8 @@ pub fn AgentDesk() -> impl IntoView {
         }
         let action = command.action;
         if action == Action::Consult {
-            consultation.set(command.call.clone().map(|held| Consultation { held, call: None }));
+            let (held, to) = (command.call.clone(), command.number.as_deref());
+            consultation.set(held.zip(to).and_then(|(held, to)| Consultation::started(held, to)));
         }
         progress.set(Progress::Working(action));
         let from = chosen.get_untracked();
@@ -998,24 +1070,138 @@ mod tests {
         assert!(!pick.holds(None));
     }
 
+    /// A live call `id` with one leg of the agent's at `p/a/101`, in `state`, to a remote party
+    /// of `number` and `extension`.
+    fn live(id: &str, direction: &str, state: LegState, number: Option<&str>, extension: Option<&str>) -> Call {
+        let mut call = call(direction, Some(80_000), None);
+        call.id = CallId::new("p", "a", id);
+        call.ended_at = None;
+        let leg = &mut call.legs[0];
+        leg.call = call.id.clone();
+        leg.ended_at = None;
+        leg.state = state;
+        leg.remote = Party { number: number.map(str::to_owned), name: None, extension: extension.map(str::to_owned) };
+        call
+    }
+
     #[test]
     fn only_the_consultation_the_desk_placed_offers_to_complete_the_transfer() {
-        let (held, colleague, stranger) =
-            (CallId::new("p", "a", "c1"), CallId::new("p", "a", "c2"), CallId::new("p", "a", "c3"));
-        let asked = Consultation { held: held.clone(), call: None };
+        let me = ExtensionId::new("p", "a", "101");
+        let held = live("c1", "inbound", LegState::Held, Some("0299990000"), None);
+        let colleague = live("c2", "internal", LegState::RemoteRinging, Some("205"), Some("205"));
+        let stranger = live("c3", "inbound", LegState::Ringing, Some("0299990077"), None);
+        let asked = Consultation::started(held.id.clone(), "205").unwrap();
+        assert_eq!((asked.to.as_str(), asked.held_seen, asked.call.as_ref()), ("205", false, None));
         // Before the call to the colleague shows, nothing is the consultation.
-        assert!(!asked.is_on(&colleague, true));
-        assert_eq!(asked.clone().with_newest(Some(&held)), asked);
-        assert_eq!(asked.clone().with_newest(None), asked);
-        let placed = asked.with_newest(Some(&colleague));
-        assert_eq!(placed.call.as_ref(), Some(&colleague));
-        assert!(placed.is_on(&colleague, true));
-        assert!(!placed.is_on(&colleague, false), "the held call was resumed or hung up");
+        assert!(!asked.is_on(&colleague.id, true));
+        let waiting = asked.follow(&me, Some(&held), Some(&held), None).unwrap();
+        assert!(waiting.held_seen);
+        assert_eq!(waiting.call, None);
+        assert_eq!(waiting.clone().follow(&me, Some(&held), None, None).as_ref(), Some(&waiting));
+        let placed = waiting.follow(&me, Some(&held), Some(&colleague), None).unwrap();
+        assert_eq!(placed.call.as_ref(), Some(&colleague.id));
+        assert!(placed.is_on(&colleague.id, true));
+        assert!(!placed.is_on(&colleague.id, false), "the held call was resumed or hung up");
         // A call that rings later is not the consultation, held call or not.
-        let later = placed.with_newest(Some(&stranger));
-        assert_eq!(later.call.as_ref(), Some(&colleague));
-        assert!(!later.is_on(&stranger, true));
-        assert!(!later.is_on(&held, true));
+        let later = placed.clone().follow(&me, Some(&held), Some(&stranger), Some(&colleague)).unwrap();
+        assert_eq!(later, placed);
+        assert!(!later.is_on(&stranger.id, true));
+        assert!(!later.is_on(&held.id, true));
+        // A number no call could be recognised as reaching starts no consultation.
+        assert_eq!(Consultation::started(held.id.clone(), "anonymous"), None);
+    }
+
+    #[test]
+    fn an_unrelated_call_after_a_consult_is_not_taken_for_it() {
+        let me = ExtensionId::new("p", "a", "101");
+        let held = live("c1", "inbound", LegState::Held, Some("0299990000"), None);
+        let consult = Consultation::started(held.id.clone(), "205").unwrap();
+        let consult = consult.follow(&me, Some(&held), Some(&held), None).unwrap();
+        // The consult's own call never showed (a busy colleague, a provider that polls); the
+        // agent answers the next caller, or the colleague rings in, or the agent dials someone
+        // else: none of these is the call to complete the transfer on.
+        let unrelated = [
+            live("c3", "inbound", LegState::Active, Some("0299990077"), None),
+            live("c4", "inbound", LegState::Ringing, Some("205"), Some("205")),
+            live("c5", "outbound", LegState::RemoteRinging, Some("0299990206"), None),
+            live("c6", "outbound", LegState::Active, None, None),
+        ];
+        for call in &unrelated {
+            let after = consult.clone().follow(&me, Some(&held), Some(call), None).unwrap();
+            assert_eq!(after.call, None, "{:?}", call.id);
+            assert!(!after.is_on(&call.id, true));
+        }
+        // Nor is the held call itself, whoever it is with.
+        let mut held_to_205 = held.clone();
+        held_to_205.legs[0].direction = Direction::Outbound;
+        held_to_205.legs[0].remote.number = Some("205".into());
+        assert!(!consult.is_to(&held_to_205, &me));
+    }
+
+    #[test]
+    fn a_call_the_agent_placed_to_the_number_consulted_is_the_consultation() {
+        let me = ExtensionId::new("p", "a", "101");
+        let held = live("c1", "inbound", LegState::Held, Some("0299990000"), None);
+        // The colleague's extension, reported as the remote's extension or number.
+        let to_extension = Consultation::started(held.id.clone(), "205").unwrap();
+        for call in [
+            live("c2", "internal", LegState::RemoteRinging, None, Some("205")),
+            live("c2", "outbound", LegState::Initiating, Some("205"), None),
+            live("c2", "unknown", LegState::Active, Some("205"), None),
+        ] {
+            let after = to_extension.clone().follow(&me, Some(&held), Some(&call), None).unwrap();
+            assert_eq!(after.call.as_ref(), Some(&call.id), "{:?}", call.legs[0].remote);
+        }
+        // A number dialled nationally, reported internationally (and the other way round).
+        let national = Consultation::started(held.id.clone(), "02 9999 0088").unwrap();
+        let call = live("c2", "outbound", LegState::RemoteRinging, Some("+61299990088"), None);
+        assert!(national.is_to(&call, &me));
+        let international = Consultation::started(held.id.clone(), "+61 (0)2 9999 0088").unwrap();
+        let call = live("c2", "outbound", LegState::RemoteRinging, Some("0299990088"), None);
+        assert!(international.is_to(&call, &me));
+        // Another extension's leg in the call is not the agent's.
+        assert!(!national.is_to(&call, &ExtensionId::new("p", "a", "102")));
+    }
+
+    #[test]
+    fn numbers_match_however_written() {
+        assert!(same_number("205", "205"));
+        assert!(same_number("0299990088", "+61 2 9999 0088"));
+        assert!(same_number("+61 (0)2 9999 0088", "02 9999 0088"));
+        assert!(!same_number("205", "206"));
+        assert!(!same_number("0299990088", "0299990087"));
+        assert!(!same_number("", "205"));
+        assert!(!same_number("anonymous", "205"));
+    }
+
+    #[test]
+    fn a_consultation_ends_when_the_held_call_is_resumed_or_ends() {
+        let me = ExtensionId::new("p", "a", "101");
+        let mut held = live("c1", "inbound", LegState::Active, Some("0299990000"), None);
+        let colleague = live("c2", "internal", LegState::Active, Some("205"), Some("205"));
+        let asked = Consultation::started(held.id.clone(), "205").unwrap();
+        // The consult's hold is not reported yet: the consultation waits for it.
+        let asked = asked.follow(&me, Some(&held), Some(&held), None).unwrap();
+        assert!(!asked.held_seen);
+        held.legs[0].state = LegState::Held;
+        let placed = asked.follow(&me, Some(&held), Some(&colleague), None).unwrap();
+        assert!(placed.held_seen);
+        assert_eq!(placed.call.as_ref(), Some(&colleague.id));
+        assert!(placed.clone().follow(&me, Some(&held), Some(&colleague), Some(&colleague)).is_some());
+        // The agent takes the caller off hold: the consultation is over.
+        let mut resumed = held.clone();
+        resumed.legs[0].state = LegState::Active;
+        assert_eq!(placed.clone().follow(&me, Some(&resumed), Some(&resumed), Some(&colleague)), None);
+        // The caller hangs up (or the live state drops the call).
+        let mut hung_up = held.clone();
+        hung_up.legs[0].state = LegState::Ended;
+        assert_eq!(placed.clone().follow(&me, Some(&hung_up), Some(&colleague), Some(&colleague)), None);
+        assert_eq!(placed.clone().follow(&me, None, Some(&colleague), Some(&colleague)), None);
+        // The call to the colleague ends: nothing to complete the transfer on.
+        let mut ended = colleague.clone();
+        ended.ended_at = Some(300_000);
+        assert_eq!(placed.clone().follow(&me, Some(&held), Some(&held), Some(&ended)), None);
+        assert_eq!(placed.follow(&me, Some(&held), Some(&held), None), None);
     }
 
     #[test]

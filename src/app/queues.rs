@@ -54,8 +54,8 @@ fn formula(figure: &str, settings: &QueueSettings) -> String {
         "longest" => "Now minus the join time of the caller waiting longest.".into(),
         "sl" => format!(
             "Answered within {} s ÷ (answered + abandoned − short abandons), since the daily reset at {} {}. \
-             Callers whose joining was not seen have no known wait: they are left out of both sides \
-             (an abandon among them counts as short).",
+             An answer whose wait is not known (its joining was not seen) is not counted as within \
+             the threshold; an abandon among them counts as short.",
             settings.service_level_s, settings.reset_time, settings.time_zone
         ),
         "offered" => "Answered + abandoned + other + waiting, since the daily reset.".into(),
@@ -493,7 +493,7 @@ mod tests {
         // Short abandons are those under the limit (`wait < short_abandon_s`), not within it.
         assert!(formula("short", &settings).starts_with("Abandons under 5 s"), "{}", formula("short", &settings));
         // Callers whose joining was not seen have no wait to count.
-        assert!(formula("sl", &settings).contains("left out of both sides"));
+        assert!(formula("sl", &settings).contains("not counted as within"));
         assert!(formula("wait", &settings).contains("whose joining was seen"));
     }
 

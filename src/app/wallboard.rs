@@ -192,8 +192,6 @@ fn SummaryStrip(queues: Memo<Vec<RwSignal<Queue>>>) -> impl IntoView {
     let clock = expect_context::<Clock>();
     let totals = Memo::new(move |_| {
         let (mut waiting, mut longest, mut answered, mut abandoned, mut within, mut short) = (0, None, 0, 0, 0, 0);
-        // Answers whose wait is unknown count as answered, not in the service level (as per queue).
-        let mut wait_unknown = 0;
         for queue in queues.get() {
             queue.with(|queue| {
                 let figures = &queue.figures;
@@ -201,14 +199,14 @@ fn SummaryStrip(queues: Memo<Vec<RwSignal<Queue>>>) -> impl IntoView {
                 answered += figures.answered;
                 abandoned += figures.abandoned;
                 within += figures.answered_within_sl;
-                wait_unknown += figures.answered_wait_unknown;
                 short += figures.abandoned_short;
                 if let Some(since) = figures.longest_waiting_since {
                     longest = Some(longest.map_or(since, |longest: i64| longest.min(since)));
                 }
             });
         }
-        let denominator = answered - wait_unknown + abandoned - short;
+        // The queues' own formula over their summed counts (`QueueFigures::service_level_pct`).
+        let denominator = answered + abandoned - short;
         let service_level = (denominator > 0).then(|| 100.0 * f64::from(within) / f64::from(denominator));
         (waiting, longest, answered, abandoned, service_level)
     });

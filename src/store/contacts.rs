@@ -17,9 +17,9 @@ const IMPORT_ROWS_PER_TRANSACTION: usize = 500;
 
 impl Store {
     /// Contacts by name, optionally only those whose number matches `number`: in E.164 when it
-    /// reads so (any spelling of the same number), else exactly as written or in its dialable
-    /// form (1300 numbers, internal extensions), which `contacts_number` finds; nothing for a
-    /// "number" that is neither (`anonymous`).
+    /// reads so (any spelling of the same number), else by its digits as a PBX dials them
+    /// (1300 numbers, internal extensions, however either side spaced them), which
+    /// `contacts_dialable` finds; nothing for a "number" that is neither (`anonymous`).
     pub async fn contacts(&self, number: Option<&str>) -> Result<Vec<Contact>, StoreError> {
         let query = match number {
             None => sqlx::query("SELECT id, name, number, company FROM contacts ORDER BY name, id LIMIT ?"),
@@ -30,9 +30,8 @@ impl Store {
                 .bind(normal),
                 (None, Some(dialled)) => sqlx::query(
                     "SELECT id, name, number, company FROM contacts
-                     WHERE number IN (?, ?) AND e164 IS NULL ORDER BY name, id LIMIT ?",
+                     WHERE dialable = ? AND e164 IS NULL ORDER BY name, id LIMIT ?",
                 )
-                .bind(number.trim().to_owned())
                 .bind(dialled),
                 (None, None) => return Ok(Vec::new()),
             },
@@ -49,23 +48,27 @@ impl Store {
         for contact in contacts {
             let normal = e164(&contact.number);
             let id = if contact.id > 0 {
-                let done = sqlx::query("UPDATE contacts SET name = ?, number = ?, e164 = ?, company = ? WHERE id = ?")
-                    .bind(&contact.name)
-                    .bind(&contact.number)
-                    .bind(normal.as_deref())
-                    .bind(contact.company.as_deref())
-                    .bind(contact.id)
-                    .execute(&mut *transaction)
-                    .await?;
+                let done = sqlx::query(
+                    "UPDATE contacts SET name = ?, number = ?, e164 = ?, dialable = ?, company = ? WHERE id = ?",
+                )
+                .bind(&contact.name)
+                .bind(&contact.number)
+                .bind(normal.as_deref())
+                .bind(dialable(&contact.number))
+                .bind(contact.company.as_deref())
+                .bind(contact.id)
+                .execute(&mut *transaction)
+                .await?;
                 if done.rows_affected() == 0 {
                     continue;
                 }
                 contact.id
             } else {
-                sqlx::query("INSERT INTO contacts (name, number, e164, company) VALUES (?, ?, ?, ?)")
+                sqlx::query("INSERT INTO contacts (name, number, e164, dialable, company) VALUES (?, ?, ?, ?, ?)")
                     .bind(&contact.name)
                     .bind(&contact.number)
                     .bind(normal.as_deref())
+                    .bind(dialable(&contact.number))
                     .bind(contact.company.as_deref())
                     .execute(&mut *transaction)
                     .await?
@@ -119,10 +122,11 @@ impl Store {
                 added.push(None);
                 continue;
             }
-            let id = sqlx::query("INSERT INTO contacts (name, number, e164, company) VALUES (?, ?, ?, ?)")
+            let id = sqlx::query("INSERT INTO contacts (name, number, e164, dialable, company) VALUES (?, ?, ?, ?, ?)")
                 .bind(contact.name.trim())
                 .bind(&contact.number)
                 .bind(normal.as_deref())
+                .bind(dialable(&contact.number))
                 .bind(contact.company.as_deref())
                 .execute(&mut *transaction)
                 .await?
@@ -161,6 +165,9 @@ mod tests {
         assert_eq!(saved.len(), 3);
         let names = |found: Vec<Contact>| found.into_iter().map(|c| c.name).collect::<Vec<_>>();
         assert_eq!(names(store.contacts(Some("1300 123 456")).await.unwrap()), ["Helpdesk"]);
+        // As caller ids carry it, unspaced, and written another way.
+        assert_eq!(names(store.contacts(Some("1300123456")).await.unwrap()), ["Helpdesk"]);
+        assert_eq!(names(store.contacts(Some("1300-123-456")).await.unwrap()), ["Helpdesk"]);
         assert_eq!(names(store.contacts(Some("201")).await.unwrap()), ["Reception"]);
         // As the provider sends it.
         assert_eq!(names(store.contacts(Some("+61 (0)2 9999 0000")).await.unwrap()), ["Ada"]);
@@ -191,9 +198,9 @@ mod tests {
         let plan = store
             .query_plan(
                 "SELECT id, name, number, company FROM contacts
-                 WHERE number IN ('1300 123 456', '1300123456') AND e164 IS NULL ORDER BY name, id LIMIT 10",
+                 WHERE dialable = '1300123456' AND e164 IS NULL ORDER BY name, id LIMIT 10",
             )
             .await;
-        assert!(plan.iter().any(|step| step.contains("USING INDEX contacts_number")), "{plan:?}");
+        assert!(plan.iter().any(|step| step.contains("USING INDEX contacts_dialable")), "{plan:?}");
     }
 }

@@ -140,6 +140,23 @@ impl Store {
             insert.push(" ON CONFLICT(extension, call_id) DO UPDATE SET started_at = excluded.started_at");
             insert.build().execute(&mut *transaction).await?;
         }
+        // Where each provider's feed resumes: the seq of its last event in this batch that has one.
+        let mut cursors: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for entry in entries {
+            if let Some(seq) = entry.event.seq {
+                cursors.insert(entry.event.provider.as_str(), seq);
+            }
+        }
+        for (provider, seq) in cursors {
+            sqlx::query(
+                "INSERT INTO provider_cursors (provider, seq) VALUES (?, ?)
+                 ON CONFLICT(provider) DO UPDATE SET seq = excluded.seq",
+            )
+            .bind(provider)
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .execute(&mut *transaction)
+            .await?;
+        }
         transaction.commit().await?;
         Ok(())
     }
@@ -199,17 +216,14 @@ impl Store {
     }
 
     /// The `seq` journaled last with an event of `provider` (Noojee's `lastSequenceNumber`, where
-    /// its connector resumes after a restart); `None` when no event of it carrying one is
-    /// journaled. Read newest first, so it stops at the provider's latest such event.
+    /// its connector resumes after a restart); `None` when no event of it carrying one was ever
+    /// journaled. Kept beside the journal by `append`, so pruning the journal does not lose it.
     pub async fn last_provider_seq(&self, provider: &str) -> Result<Option<u64>, StoreError> {
-        let seq: Option<String> = sqlx::query_scalar(
-            "SELECT CAST(json_extract(event, '$.seq') AS TEXT) FROM journal
-             WHERE provider = ? AND json_extract(event, '$.seq') IS NOT NULL ORDER BY id DESC LIMIT 1",
-        )
-        .bind(provider)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(seq.and_then(|seq| seq.parse().ok()))
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM provider_cursors WHERE provider = ?")
+            .bind(provider)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(seq.map(|seq| seq.max(0) as u64))
     }
 
     /// Deletes journal rows received before `before`, which no replay reads any more, in small
@@ -314,6 +328,13 @@ mod tests {
         // Everything old: the newest row stays, so numbering goes on after a restart.
         assert_eq!(store.forget_journal_before(i64::MAX).await.unwrap(), 1000);
         assert_eq!(store.last_seq().await.unwrap(), 5000);
+        // A provider's resume point is not in the pruned rows.
+        let mut fed = entry(5001, 60_000);
+        fed.event.seq = Some(77);
+        store.append(&[fed], &[]).await.unwrap();
+        store.forget_journal_before(i64::MAX).await.unwrap();
+        assert_eq!(store.last_provider_seq("p").await.unwrap(), Some(77));
+        assert_eq!(store.last_provider_seq("q").await.unwrap(), None);
         let plan = store.query_plan("SELECT seq FROM journal ORDER BY id DESC LIMIT 1").await;
         assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
         let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool).await.unwrap();

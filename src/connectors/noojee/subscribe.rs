@@ -9,6 +9,11 @@
 //! its numbering, or no longer knows ours), is the current state asked for with 0; channels we
 //! hold as live that are missing from it ended while we were away, and are ended here (cause
 //! unknown), so nothing stays stuck and nothing is counted twice.
+//!
+//! Every response to `lastSequenceNumber=0` is such a full statement, whatever the reason 0 was
+//! asked (a resync, or a freshly restarted PBX that answered a resync with `seq` 0 and is asked
+//! from 0 again): it is reconciled the same way, and a `Hungup` in it for a channel we do not
+//! hold as live is history (recorded already, or never seen live), not news.
 
 use super::mapping;
 use super::wire::{self, Subscribe};
@@ -35,6 +40,10 @@ const QUIET_FIRST: Duration = Duration::from_millis(500);
 const QUIET_MAX: Duration = Duration::from_secs(5);
 /// Channels remembered as ended, so that a late status for one is known to be stale.
 const ENDED_KEEP: usize = 10_000;
+/// A live channel nothing has been heard of for this long is forgotten (its `Hungup` was
+/// missed): the same figure as the hub's `STALE_LIVE_MS` for talking legs (src/hub/mod.rs),
+/// whose `close_stale` has ended such a leg on the board by then. Keep the two in step.
+const LIVE_FORGET_MS: i64 = 12 * 3_600_000;
 /// Health goes to browsers at most this often while all is well.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
 /// A body larger than this is refused unread.
@@ -56,9 +65,6 @@ pub(super) struct Subscriber {
     /// Channels reported ended (or ended before we looked), the most recent ones.
     ended: Ended,
     reported: Instant,
-    /// False until the first response is taken in: if that is the whole current state,
-    /// channels that had already ended then are old news.
-    synced_once: bool,
 }
 
 /// What was last reported of a live channel.
@@ -68,10 +74,22 @@ struct Reported {
     at: Timestamp,
     /// The highest [`mapping::rank`] reported for it: a status of a lower one is stale.
     rank: u8,
+    /// When it was last mentioned by the PBX (our clock): one silent for [`LIVE_FORGET_MS`]
+    /// is forgotten.
+    heard: Timestamp,
 }
 
-/// The channels most recently reported ended, oldest first: a status other than `Hungup` for
-/// one of them is stale (a channel never comes back from `Hungup`).
+/// The live channels silent for longer than [`LIVE_FORGET_MS`] at `now`: their end was missed,
+/// and the hub has ended them as stale.
+fn silent_channels(live: &HashMap<String, Reported>, now: Timestamp) -> Vec<String> {
+    live.iter()
+        .filter(|(_, seen)| now.saturating_sub(seen.heard) > LIVE_FORGET_MS)
+        .map(|(channel, _)| channel.clone())
+        .collect()
+}
+
+/// The channels most recently reported ended, oldest first: any status for one of them is
+/// stale (a channel never comes back from `Hungup`, and a repeated `Hungup` is no news).
 #[derive(Default)]
 struct Ended {
     set: HashSet<String>,
@@ -137,7 +155,6 @@ impl Subscriber {
             live: HashMap::new(),
             ended: Ended::default(),
             reported,
-            synced_once: false,
         }
     }
 
@@ -146,15 +163,16 @@ impl Subscriber {
         self.remember_live_channels().await;
         // The `lastSequenceNumber` of the next poll; `None` while the whole current state must
         // be asked for (with 0). Its own state, not `seq == 0`: a quiet, freshly restarted PBX
-        // may well answer `"seq":0`, and that is a place to wait from, not a reason to resync.
+        // may well answer `"seq":0`, and that is a place to wait from (with the poll's timeout),
+        // not a reason to resync; though every answer to 0 is read as the whole current state.
         let mut cursor: Option<u64> = self.resume_point().await;
         // The first poll of a run waits for nothing, a resume included: it catches up at once.
         let mut catching_up = true;
         let mut backoff = BACKOFF_FIRST;
         let mut quiet = QUIET_FIRST;
         // The next poll waits until this long after this instant: Noojee's minimum poll period
-        // after a poll that came back at once with nothing (or was a resync), longer after a
-        // poll that asked to wait and did not.
+        // after any poll, longer after a poll that asked to wait and came back early without
+        // moving its `seq`.
         let mut pace: Option<(Instant, Duration)> = None;
         loop {
             if let Some(wait) = pace.take().map(|(from, period)| period.saturating_sub(from.elapsed())) {
@@ -164,35 +182,38 @@ impl Subscriber {
                 }
             }
             let started = Instant::now();
+            // Whatever comes of this poll, the next one starts no sooner than this.
+            pace = Some((started, MIN_POLL_PERIOD));
             let resync = cursor.is_none();
             let asked = cursor.unwrap_or(0);
+            // Asked with 0, for whatever reason, the answer is the whole current state.
+            let full_state = asked == 0;
             let timeout = if resync || catching_up { 0 } else { self.config.poll_timeout_s };
             let poll = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 poll = self.poll(asked, timeout) => poll,
             };
             match poll {
-                Ok(response) if !resync && response.seq < asked => {
+                Ok(response) if response.seq < asked => {
                     tracing::warn!(provider = %self.name, was = asked, now = response.seq, "Noojee restarted its sequence numbering (or no longer knows ours): resyncing");
                     cursor = None;
                 }
                 Ok(response) => {
                     backoff = BACKOFF_FIRST;
                     catching_up = false;
-                    let nothing_new =
-                        response.entries.is_empty() && response.rejected.is_empty() && response.seq == asked;
+                    // A poll that asked to wait, came back early and did not move the `seq` made
+                    // no progress, whatever its entries (a PBX at `seq` 0 answers every poll at
+                    // once with the whole state): the next one waits, doubling.
                     let asked_to_wait = Duration::from_secs(u64::from(timeout));
-                    if timeout > 0 && nothing_new && started.elapsed() < asked_to_wait / 2 {
+                    let no_progress = response.seq == asked;
+                    if timeout > 0 && no_progress && started.elapsed() < asked_to_wait / 2 {
                         pace = Some((started, quiet));
                         quiet = (quiet * 2).min(QUIET_MAX);
                     } else {
                         quiet = QUIET_FIRST;
-                        if resync || response.entries.is_empty() {
-                            pace = Some((started, MIN_POLL_PERIOD));
-                        }
                     }
                     cursor = Some(response.seq);
-                    if self.absorb(response, resync, asked).await.is_err() {
+                    if self.absorb(response, full_state, asked).await.is_err() {
                         return;
                     }
                 }
@@ -249,7 +270,10 @@ impl Subscriber {
                 self.ended.remember(channel);
                 continue;
             }
-            self.live.insert(channel.clone(), Reported { at: leg.state_since, rank: mapping::rank(leg.state) });
+            // When it was last heard of is not in the snapshot: as if now, so it is forgotten
+            // [`LIVE_FORGET_MS`] after this start at the latest.
+            let reported = Reported { at: leg.state_since, rank: mapping::rank(leg.state), heard: now_ms() };
+            self.live.insert(channel.clone(), reported);
             if let Some(extension) = &leg.extension {
                 channels.extension_of.insert(channel, extension.native().to_owned());
             }
@@ -291,19 +315,16 @@ impl Subscriber {
         Ok(wire::parse_subscribe(&String::from_utf8_lossy(&body))?)
     }
 
-    /// Turns a response to a poll that asked with `asked` into events for the hub; on a resync,
-    /// ends the channels it no longer lists. Fails only when the hub has stopped.
+    /// Turns a response to a poll that asked with `asked` into events for the hub; when it is
+    /// the whole current state (`full_state`: asked with 0), ends the channels it no longer
+    /// lists. Fails only when the hub has stopped.
     ///
     /// Each event carries the `lastSequenceNumber` a restart may resume from once that event is
     /// journaled: the response's `seq` on its last event, `asked` on the others. So a crash
     /// between journaling two events of one response asks for that response again (events are
     /// full statements: a repeat changes nothing) rather than skipping the rest of it.
-    async fn absorb(&mut self, response: Subscribe, resync: bool, asked: u64) -> Result<(), ()> {
+    async fn absorb(&mut self, response: Subscribe, full_state: bool, asked: u64) -> Result<(), ()> {
         let received_at = now_ms();
-        // Only a first response that is the whole current state lists calls that ended before
-        // we ever looked; a resumed one lists what changed while we were away, all of it news.
-        let first_state = resync && !self.synced_once;
-        self.synced_once = true;
         if response.repaired {
             tracing::info!(provider = %self.name, "read a subscribe response without its Data envelope");
         }
@@ -325,17 +346,23 @@ impl Subscriber {
             listed.insert(channel.clone());
             let previous = self.live.get(&channel).copied();
             let state = mapping::leg_state(&entry.call_data.status);
-            if first_state && state.is_ended() && previous.is_none() {
-                // Calls that ended before we ever looked: history elsewhere, not news now.
+            if state.is_ended() && previous.is_none() && (full_state || self.ended.contains(&channel)) {
+                // A `Hungup` for a channel we do not hold as live, listed in a whole current
+                // state (a first look, or a resync after a reset), is history: recorded already,
+                // or ended before we ever saw it live; not news now. Nor is one repeated for a
+                // channel already ended.
                 self.ended.remember(channel);
                 continue;
             }
-            // A status behind what was already reported of this channel (a `Ringing` listed
-            // after its `Connected`, in one response or the next) is stale: the hub orders by
-            // time first, so passed on it would put an answered call back to ringing.
+            // A channel never comes back from `Hungup`: any other status for one remembered as
+            // ended is stale, an unreadable one included. A status behind what was already
+            // reported of a live channel (a `Ringing` listed after its `Connected`, in one
+            // response or the next) is stale too: the hub orders by time first, so passed on it
+            // would put an answered call back to ringing. An unreadable status (rank 0) says
+            // nothing of progress and is not behind a live one.
             let rank = mapping::rank(state);
-            let behind = self.ended.contains(&channel) || previous.is_some_and(|seen| rank < seen.rank);
-            if !state.is_ended() && rank > 0 && behind {
+            let behind = previous.is_some_and(|seen| rank > 0 && rank < seen.rank);
+            if !state.is_ended() && (self.ended.contains(&channel) || behind) {
                 stale += 1;
                 continue;
             }
@@ -359,7 +386,7 @@ impl Subscriber {
                 self.ended.remember(channel);
             } else {
                 let rank = previous.map_or(rank, |seen| seen.rank.max(rank));
-                self.live.insert(channel.clone(), Reported { at, rank });
+                self.live.insert(channel.clone(), Reported { at, rank, heard: received_at });
                 if entry.call_data.can_answer == Some(false) {
                     channels.unanswerable.insert(channel.clone());
                 } else {
@@ -376,7 +403,7 @@ impl Subscriber {
         if stale > 0 {
             tracing::debug!(provider = %self.name, stale, "late statuses behind what was already reported skipped");
         }
-        if resync {
+        if full_state {
             let gone: Vec<String> = self.live.keys().filter(|channel| !listed.contains(*channel)).cloned().collect();
             if !gone.is_empty() {
                 tracing::info!(provider = %self.name, channels = gone.len(), "ended while we were away");
@@ -396,6 +423,19 @@ impl Subscriber {
                 events.push(Event::new(&self.name, ACCOUNT, at, kind));
             }
         }
+        // A channel whose `Hungup` was missed (and that no full state has listed since) would
+        // stay live here forever: forgotten once silent as long as the hub lets a talking leg
+        // be, so the map stays bounded. Not remembered as ended: it may yet be heard of.
+        let silent = silent_channels(&self.live, received_at);
+        if !silent.is_empty() {
+            tracing::info!(provider = %self.name, channels = silent.len(), "live channels silent for 12 h forgotten");
+            let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for channel in silent {
+                self.live.remove(&channel);
+                channels.extension_of.remove(&channel);
+                channels.unanswerable.remove(&channel);
+            }
+        }
         let last = events.len().checked_sub(1);
         for (index, event) in events.iter_mut().enumerate() {
             event.seq = Some(if Some(index) == last { response.seq } else { asked });
@@ -413,5 +453,24 @@ impl Subscriber {
             self.hub.report_health(self.health.clone()).await.map_err(|_| ())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_channel_silent_as_long_as_the_hub_lets_a_talking_leg_be_is_forgotten() {
+        let now: Timestamp = 1_800_000_000_000;
+        let heard = |ago: i64| Reported { at: now - ago, rank: 2, heard: now - ago };
+        let live: HashMap<String, Reported> = [
+            ("talking".to_owned(), heard(60_000)),
+            ("almost".to_owned(), heard(LIVE_FORGET_MS)),
+            ("lost".to_owned(), heard(LIVE_FORGET_MS + 1)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(silent_channels(&live, now), vec!["lost".to_owned()]);
     }
 }
