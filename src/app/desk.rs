@@ -101,7 +101,7 @@ impl Pick {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Consultation {
     held: CallId,
-    /// The digits of the number consulted (the colleague's extension or number).
+    /// The number consulted as a PBX dials it (the colleague's extension or number).
     to: String,
     /// The held call has been seen on hold since the consult: from then on, the agent's leg
     /// there leaving hold means they went back to the caller. (The consult asks for the hold,
@@ -114,19 +114,21 @@ impl Consultation {
     /// The consultation a consult command starts on `held` to `number`; none for a number that
     /// cannot be dialled, which no call could be recognised as reaching.
     fn started(held: CallId, number: &str) -> Option<Self> {
-        let to = dialable(number)?.chars().filter(char::is_ascii_digit).collect::<String>();
+        let to = dialable(number)?;
         Some(Self { held, to, held_seen: false, call: None })
     }
 
     /// Whether `call` is the one the consult placed: not the held call, still up, and the
-    /// agent's live leg in it not inbound (the agent placed it: outbound, internal or unknown)
-    /// with a remote party whose number or extension is the number consulted.
+    /// agent's live leg in it one the agent placed (not inbound, and not ringing at the agent:
+    /// a colleague calling in shows as internal too) with a remote party whose number or
+    /// extension is the number consulted.
     fn is_to(&self, call: &Call, me: &ExtensionId) -> bool {
         let mine = call.legs.iter().rev().find(|leg| leg.extension.as_ref() == Some(me) && !leg.state.is_ended());
         call.id != self.held
             && call.ended_at.is_none()
             && mine.is_some_and(|leg| {
                 leg.direction != Direction::Inbound
+                    && leg.state != LegState::Ringing
                     && [&leg.remote.number, &leg.remote.extension]
                         .into_iter()
                         .flatten()
@@ -172,17 +174,16 @@ impl Consultation {
     }
 }
 
-/// Whether two numbers name the same party, however written: their digits alike, or, leading
-/// zeros dropped, one ending with the other's (a country code or trunk prefix in front:
-/// `+61 2 9999 0088` and `02 9999 0088`; an extension at the end of its direct number).
+/// Whether two numbers name the same party, however written: the same in E.164 when both read
+/// so (`+61 2 9999 0088` and `02 9999 0088`), else the same digits (an extension). No looser: an
+/// extension 205 is not the direct number 02 9999 0205.
 fn same_number(a: &str, b: &str) -> bool {
+    if let (Some(a), Some(b)) = (e164(a), e164(b)) {
+        return a == b;
+    }
     let digits = |number: &str| number.chars().filter(char::is_ascii_digit).collect::<String>();
     let (a, b) = (digits(a), digits(b));
-    if a.is_empty() || b.is_empty() {
-        return false;
-    }
-    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
-    a == b || (!a.is_empty() && !b.is_empty() && (a.ends_with(b) || b.ends_with(a)))
+    !a.is_empty() && a == b
 }
 
 /// Whether the pop moving from the call `before` to `now` (the agent's leg there in `state`)
@@ -1122,7 +1123,9 @@ mod tests {
         // else: none of these is the call to complete the transfer on.
         let unrelated = [
             live("c3", "inbound", LegState::Active, Some("0299990077"), None),
-            live("c4", "inbound", LegState::Ringing, Some("205"), Some("205")),
+            // The colleague ringing in: providers report such a call as internal.
+            live("c4", "internal", LegState::Ringing, Some("205"), Some("205")),
+            live("c7", "outbound", LegState::RemoteRinging, Some("02 9999 0205"), None),
             live("c5", "outbound", LegState::RemoteRinging, Some("0299990206"), None),
             live("c6", "outbound", LegState::Active, None, None),
         ];
@@ -1172,6 +1175,9 @@ mod tests {
         assert!(!same_number("0299990088", "0299990087"));
         assert!(!same_number("", "205"));
         assert!(!same_number("anonymous", "205"));
+        // An extension is not a direct number that ends with it; zeros are digits.
+        assert!(!same_number("205", "02 9999 0205"));
+        assert!(!same_number("0", "000"));
     }
 
     #[test]

@@ -332,7 +332,10 @@ mod tests {
         let mut fed = entry(5001, 60_000);
         fed.event.seq = Some(77);
         store.append(&[fed], &[]).await.unwrap();
+        // Later events of other kinds carry none: the row with 77 is pruned, the cursor is not.
+        store.append(&[entry(5002, 70_000)], &[]).await.unwrap();
         store.forget_journal_before(i64::MAX).await.unwrap();
+        assert_eq!(store.journal_since(0).await.unwrap().len(), 1);
         assert_eq!(store.last_provider_seq("p").await.unwrap(), Some(77));
         assert_eq!(store.last_provider_seq("q").await.unwrap(), None);
         let plan = store.query_plan("SELECT seq FROM journal ORDER BY id DESC LIMIT 1").await;

@@ -213,7 +213,7 @@ impl Subscriber {
                         quiet = QUIET_FIRST;
                     }
                     cursor = Some(response.seq);
-                    if self.absorb(response, full_state, asked).await.is_err() {
+                    if self.absorb(response, full_state, resync, asked).await.is_err() {
                         return;
                     }
                 }
@@ -316,14 +316,16 @@ impl Subscriber {
     }
 
     /// Turns a response to a poll that asked with `asked` into events for the hub; when it is
-    /// the whole current state (`full_state`: asked with 0), ends the channels it no longer
-    /// lists. Fails only when the hub has stopped.
+    /// the whole current state (`full_state`: asked with 0) and every entry was read, ends the
+    /// channels it no longer lists. In a first look (`first_look`: a start or a resync after a
+    /// reset), a `Hungup` of a channel we never held is history, not news. Fails only when the
+    /// hub has stopped.
     ///
     /// Each event carries the `lastSequenceNumber` a restart may resume from once that event is
     /// journaled: the response's `seq` on its last event, `asked` on the others. So a crash
     /// between journaling two events of one response asks for that response again (events are
     /// full statements: a repeat changes nothing) rather than skipping the rest of it.
-    async fn absorb(&mut self, response: Subscribe, full_state: bool, asked: u64) -> Result<(), ()> {
+    async fn absorb(&mut self, response: Subscribe, full_state: bool, first_look: bool, asked: u64) -> Result<(), ()> {
         let received_at = now_ms();
         if response.repaired {
             tracing::info!(provider = %self.name, "read a subscribe response without its Data envelope");
@@ -346,11 +348,12 @@ impl Subscriber {
             listed.insert(channel.clone());
             let previous = self.live.get(&channel).copied();
             let state = mapping::leg_state(&entry.call_data.status);
-            if state.is_ended() && previous.is_none() && (full_state || self.ended.contains(&channel)) {
-                // A `Hungup` for a channel we do not hold as live, listed in a whole current
-                // state (a first look, or a resync after a reset), is history: recorded already,
-                // or ended before we ever saw it live; not news now. Nor is one repeated for a
-                // channel already ended.
+            if state.is_ended() && previous.is_none() && (first_look || self.ended.contains(&channel)) {
+                // A `Hungup` for a channel we do not hold as live, listed in a first look (a
+                // start, or a resync after a reset), is history: recorded already, or ended
+                // before we ever saw it live; not news now. Nor is one repeated for a channel
+                // already ended. Later, a short call that rang and ended between two polls of a
+                // PBX stuck at `seq` 0 is news, and is recorded.
                 self.ended.remember(channel);
                 continue;
             }
@@ -403,7 +406,8 @@ impl Subscriber {
         if stale > 0 {
             tracing::debug!(provider = %self.name, stale, "late statuses behind what was already reported skipped");
         }
-        if full_state {
+        // An entry that could not be read may be one of the live channels: nothing is ended then.
+        if full_state && response.rejected.is_empty() {
             let gone: Vec<String> = self.live.keys().filter(|channel| !listed.contains(*channel)).cloned().collect();
             if !gone.is_empty() {
                 tracing::info!(provider = %self.name, channels = gone.len(), "ended while we were away");
