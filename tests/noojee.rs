@@ -175,10 +175,7 @@ async fn wrong_provider_data_is_counted_and_the_stream_goes_on() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let (hub, store, shutdown) = hub(&dir).await;
-    let (base, served) = serve_in_order(bodies.clone(), 12).await;
-    let extensions = vec!["500".into()];
-    let _connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let (_connector, served) = connector_on(bodies.clone(), 12, &hub, &store, &shutdown).await;
     wait_until("every body to be served", async || *served.lock().unwrap() > bodies.len()).await;
     hub_snapshot(&hub).await.unwrap();
     let calls = all_history(&store).await.unwrap();
@@ -192,6 +189,46 @@ async fn wrong_provider_data_is_counted_and_the_stream_goes_on() {
     assert_eq!(health.errors, 5, "{health:?}");
     assert_eq!(health.state, "ready");
     shutdown.cancel();
+}
+
+/// A connector for extension 500 (1 s polls) on the Noojee API at `base`.
+fn connector_at(base: String, hub: &Hub, store: &Store, shutdown: &CancellationToken) -> Arc<NoojeeConnector> {
+    NoojeeConnector::start(
+        "nj",
+        config(base, vec!["500".into()], 1),
+        hub.clone(),
+        Some(store.clone()),
+        shutdown.clone(),
+    )
+}
+
+/// `connector_at` a server serving `bodies` as `serve_in_order` does; the connector, and how
+/// many requests were answered.
+async fn connector_on(
+    bodies: Vec<String>,
+    idle_seq: u64,
+    hub: &Hub,
+    store: &Store,
+    shutdown: &CancellationToken,
+) -> (Arc<NoojeeConnector>, Arc<Mutex<usize>>) {
+    let (base, served) = serve_in_order(bodies, idle_seq).await;
+    (connector_at(base, hub, store, shutdown), served)
+}
+
+/// Every call in history, by its native id.
+async fn history_by_id(store: &Store) -> HashMap<String, Call> {
+    all_history(store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect()
+}
+
+/// Answer on call `call`, naming no extension: the connector must know it from the channel.
+fn answer(call: &str) -> Command {
+    Command {
+        action: Action::Answer,
+        call: Some(CallId::new("nj", "pbx", call)),
+        leg: None,
+        extension: None,
+        number: None,
+    }
 }
 
 /// Serves `bodies` to successive subscribe requests whatever they ask, then empty responses
@@ -240,14 +277,10 @@ async fn a_pbx_that_restarts_its_numbering_is_resynced_and_reconciled() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let (hub, store, shutdown) = hub(&dir).await;
-    let (base, served) = serve_in_order(bodies, 4).await;
-    let extensions = vec!["500".into()];
-    let _connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let (_connector, served) = connector_on(bodies, 4, &hub, &store, &shutdown).await;
     wait_until("every body to be served", async || *served.lock().unwrap() > 3).await;
     hub_snapshot(&hub).await.unwrap();
-    let calls: HashMap<String, Call> =
-        all_history(&store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect();
+    let calls = history_by_id(&store).await;
     assert_eq!(calls["1.1"].end_cause, Some(EndCause::Unknown), "ended while we were away");
     assert_eq!(calls["2.2"].legs[0].state, LegState::Ringing);
     assert!(!calls.contains_key("9.9"), "the response that showed the restart is not trusted");
@@ -285,16 +318,13 @@ async fn a_restart_ends_the_calls_that_hung_up_while_callboard_was_down() {
     let (base, served) =
         serve_in_order(vec![format!(r#"{{"Data":{{"500":[{},{}]}},"seq":9,"Code":0}}"#, hungup, connected("2.2"))], 9)
             .await;
-    let extensions = vec!["500".into()];
-    let _connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let _connector = connector_at(base, &hub, &store, &shutdown);
     wait_until("the state after the restart to be served", async || *served.lock().unwrap() > 1).await;
     let snapshot = hub_snapshot(&hub).await.unwrap();
     let live: Vec<&str> =
         snapshot.calls.iter().filter(|call| call.ended_at.is_none()).map(|call| call.id.native()).collect();
     assert_eq!(live, vec!["2.2"], "1.1 hung up while we were down");
-    let calls: HashMap<String, Call> =
-        all_history(&store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect();
+    let calls = history_by_id(&store).await;
     assert!(calls["1.1"].ended_at.is_some());
     assert_eq!(calls["2.2"].legs[0].state, LegState::Active);
     shutdown.cancel();
@@ -361,9 +391,7 @@ async fn a_restart_resumes_from_the_journaled_seq_and_hears_the_calls_that_came_
 
     // Restarted on the same journal, the connector asks from where it left off.
     let (hub, store, shutdown) = hub(&dir).await;
-    let extensions = vec!["500".into()];
-    let _connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let _connector = connector_at(base, &hub, &store, &shutdown);
     wait_until("B and A to have ended in history", async || {
         let ended = |call: Option<Call>| call.is_some_and(|call| call.ended_at.is_some());
         ended(call_from(&store, b).await) && ended(call_from(&store, a).await)
@@ -428,9 +456,7 @@ async fn a_pbx_that_answers_seq_0_at_once_is_not_polled_ten_times_a_second() {
         }
     };
     let base = serve(Router::new().route("/servicemanager/rest/CallManagementAPI/subscribe", post(handler))).await;
-    let extensions = vec!["500".into()];
-    let _connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let _connector = connector_at(base, &hub, &store, &shutdown);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let asked = timeouts.lock().unwrap().clone();
     shutdown.cancel();
@@ -461,9 +487,7 @@ async fn a_pbx_at_seq_0_with_a_call_up_is_not_polled_in_a_hot_loop() {
         }
     };
     let base = serve(Router::new().route("/servicemanager/rest/CallManagementAPI/subscribe", post(handler))).await;
-    let extensions = vec!["500".into()];
-    let _connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let _connector = connector_at(base, &hub, &store, &shutdown);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let asked = asked.lock().unwrap().clone();
     // Entries that do not move the seq are no progress: waited on like silence.
@@ -516,18 +540,14 @@ async fn a_reset_after_a_resume_takes_no_hungup_of_the_full_state_as_news() {
         r#"{"Data":{},"seq":2,"Code":0}"#.to_owned(),
         format!(r#"{{"Data":{{"500":[{},{},{}]}},"seq":3,"Code":0}}"#, connected("1.1"), hungup("2.2"), hungup("8.8")),
     ];
-    let (base, served) = serve_in_order(bodies, 3).await;
-    let extensions = vec!["500".into()];
-    let _connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let (_connector, served) = connector_on(bodies, 3, &hub, &store, &shutdown).await;
     wait_until("the full state after the reset to be served", async || *served.lock().unwrap() > 3).await;
     let snapshot = hub_snapshot(&hub).await.unwrap();
     assert!(!snapshot.calls.iter().any(|call| call.id.native() == "8.8"), "{:?}", snapshot.calls);
     let live: Vec<&str> =
         snapshot.calls.iter().filter(|call| call.ended_at.is_none()).map(|call| call.id.native()).collect();
     assert_eq!(live, vec!["1.1"]);
-    let calls: HashMap<String, Call> =
-        all_history(&store).await.unwrap().into_iter().map(|call| (call.id.native().to_owned(), call)).collect();
+    let calls = history_by_id(&store).await;
     assert!(!calls.contains_key("8.8"), "an old Hungup of a full state is not a new call: {:?}", calls.get("8.8"));
     shutdown.cancel();
 }
@@ -542,24 +562,14 @@ async fn an_unreadable_status_after_hungup_does_not_bring_the_channel_back() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let (hub, store, shutdown) = hub(&dir).await;
-    let (base, served) = serve_in_order(bodies, 7).await;
-    let extensions = vec!["500".into()];
-    let connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let (connector, served) = connector_on(bodies, 7, &hub, &store, &shutdown).await;
     wait_until("every body to be served", async || *served.lock().unwrap() > 3).await;
     let snapshot = hub_snapshot(&hub).await.unwrap();
     let call = snapshot.calls.iter().find(|call| call.id.native() == "1.1").unwrap();
     assert_eq!(call.legs[0].state, LegState::Ended, "{call:?}");
     // Not live again for commands either: Answer no longer knows its extension, and the PBX
     // (which serves no answer here) is not asked.
-    let answer = Command {
-        action: Action::Answer,
-        call: Some(CallId::new("nj", "pbx", "1.1")),
-        leg: None,
-        extension: None,
-        number: None,
-    };
-    let refused = connector.control(answer).await;
+    let refused = connector.control(answer("1.1")).await;
     assert!(
         matches!(&refused, Err(CommandError::Refused(words)) if words.contains("needs the extension")),
         "{refused:?}"
@@ -580,24 +590,14 @@ async fn a_late_ringing_does_not_put_an_answered_call_back() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let (hub, store, shutdown) = hub(&dir).await;
-    let (base, served) = serve_in_order(bodies, 6).await;
-    let extensions = vec!["500".into()];
-    let connector =
-        NoojeeConnector::start("nj", config(base, extensions, 1), hub.clone(), Some(store.clone()), shutdown.clone());
+    let (connector, served) = connector_on(bodies, 6, &hub, &store, &shutdown).await;
     wait_until("both bodies to be served", async || *served.lock().unwrap() > 2).await;
     let snapshot = hub_snapshot(&hub).await.unwrap();
     let call = snapshot.calls.iter().find(|call| call.id.native() == "1.1").unwrap();
     assert_eq!(call.legs[0].state, LegState::Active, "{call:?}");
     assert!(call.answered_at.is_some());
     // Still answered as far as commands go: Answer is refused without asking the PBX.
-    let answer = Command {
-        action: Action::Answer,
-        call: Some(CallId::new("nj", "pbx", "1.1")),
-        leg: None,
-        extension: None,
-        number: None,
-    };
-    let refused = connector.control(answer).await;
+    let refused = connector.control(answer("1.1")).await;
     assert!(
         matches!(&refused, Err(CommandError::Refused(words)) if words.contains("pick it up on the phone")),
         "{refused:?}"

@@ -59,8 +59,7 @@ async fn app_with(dir: tempfile::TempDir, extensions: &[&str], uapi: Option<&str
         table.insert("refresh_token".into(), refresh_token.into());
     }
     let config = VoipNowConfig::from_table(&table).unwrap();
-    let connector =
-        VoipNowConnector::start_with_store(NAME, config, hub.clone(), store.clone(), shutdown.clone()).await;
+    let connector = VoipNowConnector::start(NAME, config, hub.clone(), store.clone(), shutdown.clone()).await;
     let mut connectors = Connectors::default();
     connectors.insert(connector.clone());
     connectors.insert_hook(connector.clone());

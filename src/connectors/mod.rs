@@ -230,7 +230,7 @@ pub async fn start(
                 tracing::info!(provider = %provider.name, "using the webhook secret Callboard generated and stored (run `callboard hooks` to see the URLs)");
             }
             let connector =
-                voipnow::VoipNowConnector::start_with_store(&provider.name, config, hub, store.clone(), shutdown).await;
+                voipnow::VoipNowConnector::start(&provider.name, config, hub, store.clone(), shutdown).await;
             Ok(Started { connector: connector.clone(), hook: Some(connector), finishing: None })
         }
         ProviderKind::Versature => {

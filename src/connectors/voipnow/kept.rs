@@ -30,7 +30,7 @@ impl KeptRefresh {
 
     /// The newest refresh token kept since the configured one, if any; the words of an error
     /// name no token.
-    pub async fn newest(&mut self) -> Result<Option<String>, String> {
+    pub async fn newest(&self) -> Result<Option<String>, String> {
         self.store
             .stored_secret(&self.provider, &self.key)
             .await
@@ -38,7 +38,7 @@ impl KeptRefresh {
     }
 
     /// Keeps `token` as the newest refresh token, so the next start uses it.
-    pub async fn keep(&mut self, token: &str) -> Result<(), String> {
+    pub async fn keep(&self, token: &str) -> Result<(), String> {
         self.store
             .replace_secret(&self.provider, &self.key, token)
             .await
@@ -73,31 +73,31 @@ mod tests {
     async fn each_start_reads_the_newest_token_kept_since_the_configured_one() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("kept.db")).await.unwrap();
-        let mut first = KeptRefresh::new(store.clone(), "vn", "configured");
+        let first = KeptRefresh::new(store.clone(), "vn", "configured");
         assert_eq!(first.newest().await.unwrap(), None, "nothing kept yet");
         first.keep("rotated-1").await.unwrap();
         first.keep("rotated-2").await.unwrap();
 
         // A restart: the newest, not the configured one nor an older one.
-        let mut second = KeptRefresh::new(store.clone(), "vn", "configured");
+        let second = KeptRefresh::new(store.clone(), "vn", "configured");
         assert_eq!(second.newest().await.unwrap().as_deref(), Some("rotated-2"));
         second.keep("rotated-3").await.unwrap();
         // Restarts that refresh nothing leave the newest where it was.
         for _ in 0..2 {
-            let mut idle = KeptRefresh::new(store.clone(), "vn", "configured");
+            let idle = KeptRefresh::new(store.clone(), "vn", "configured");
             assert_eq!(idle.newest().await.unwrap().as_deref(), Some("rotated-3"));
         }
         // Kept without reading first (the read failed at the start): still after every key.
-        let mut writer = KeptRefresh::new(store.clone(), "vn", "configured");
+        let writer = KeptRefresh::new(store.clone(), "vn", "configured");
         writer.keep("rotated-4").await.unwrap();
-        let mut third = KeptRefresh::new(store.clone(), "vn", "configured");
+        let third = KeptRefresh::new(store.clone(), "vn", "configured");
         assert_eq!(third.newest().await.unwrap().as_deref(), Some("rotated-4"));
 
         // A new configured token (a new authorisation) wins over the tokens kept for the old
         // one; another provider's are its own.
-        let mut renewed = KeptRefresh::new(store.clone(), "vn", "configured-anew");
+        let renewed = KeptRefresh::new(store.clone(), "vn", "configured-anew");
         assert_eq!(renewed.newest().await.unwrap(), None);
-        let mut other = KeptRefresh::new(store, "vn2", "configured");
+        let other = KeptRefresh::new(store, "vn2", "configured");
         assert_eq!(other.newest().await.unwrap(), None);
     }
 }

@@ -181,32 +181,15 @@ pub enum Taken {
 impl VoipNowConnector {
     /// Starts the connector (after re-remembering the live legs the hub rebuilt, so no
     /// callback is taken before); with UnifiedAPI it also registers the Call Events in the
-    /// background. A refresh token VoipNow rotates is kept in memory only: a restart sends the
-    /// configured one again, which VoipNow may have ended. Servers use
-    /// [`VoipNowConnector::start_with_store`].
-    pub async fn start(name: &str, config: VoipNowConfig, hub: Hub, shutdown: CancellationToken) -> Arc<Self> {
-        Self::start_keeping(name, config, hub, None, shutdown).await
-    }
-
-    /// As [`VoipNowConnector::start`], with the newest UnifiedAPI refresh token kept among the
-    /// provider's secrets in `store` and read back at the next start (until the configured one
-    /// changes): VoipNow may rotate refresh tokens, and after a restart the configured one would
-    /// be refused, ending call control and the Call Events registration.
-    pub async fn start_with_store(
+    /// background. The newest UnifiedAPI refresh token is kept among the provider's secrets in
+    /// `store` and read back at the next start (until the configured one changes): VoipNow may
+    /// rotate refresh tokens, and after a restart the configured one would be refused, ending
+    /// call control and the Call Events registration.
+    pub async fn start(
         name: &str,
         config: VoipNowConfig,
         hub: Hub,
         store: crate::store::Store,
-        shutdown: CancellationToken,
-    ) -> Arc<Self> {
-        Self::start_keeping(name, config, hub, Some(store), shutdown).await
-    }
-
-    async fn start_keeping(
-        name: &str,
-        config: VoipNowConfig,
-        hub: Hub,
-        store: Option<crate::store::Store>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let config = Arc::new(config);

@@ -69,8 +69,8 @@ struct Tokens {
     access: Option<Token>,
     /// The refresh token to send next; `None` until the first refresh reads the kept one.
     refresh: Option<String>,
-    /// Where a rotated refresh token is kept across restarts, when there is a store.
-    kept: Option<KeptRefresh>,
+    /// Where a rotated refresh token is kept across restarts.
+    kept: KeptRefresh,
 }
 
 /// A UnifiedAPI client with its token.
@@ -82,16 +82,16 @@ pub struct UnifiedApi {
 }
 
 impl UnifiedApi {
-    /// A client for provider `provider`. With a `store`, the newest refresh token is kept there
-    /// and read back at the next start: VoipNow may rotate refresh tokens, and the configured
-    /// one would then be refused after a restart. Without, it is kept in memory only.
+    /// A client for provider `provider`. The newest refresh token is kept in `store` and read
+    /// back at the next start: VoipNow may rotate refresh tokens, and the configured one would
+    /// then be refused after a restart.
     pub fn new(
         config: Arc<VoipNowConfig>,
         client: reqwest::Client,
-        store: Option<crate::store::Store>,
+        store: crate::store::Store,
         provider: &str,
     ) -> Self {
-        let kept = store.map(|store| KeptRefresh::new(store, provider, &config.refresh_token));
+        let kept = KeptRefresh::new(store, provider, &config.refresh_token);
         let tokens = Tokens { access: None, refresh: None, kept };
         Self { config, client, tokens: tokio::sync::Mutex::new(tokens), placed: Mutex::new(VecDeque::new()) }
     }
@@ -127,11 +127,7 @@ impl UnifiedApi {
         let refresh = match tokens.refresh.clone() {
             Some(refresh) => refresh,
             None => {
-                let kept = match tokens.kept.as_mut() {
-                    Some(kept) => kept.newest().await,
-                    None => Ok(None),
-                };
-                match kept {
+                match tokens.kept.newest().await {
                     Ok(kept) => {
                         let refresh = kept.unwrap_or_else(|| self.config.refresh_token.clone());
                         tokens.refresh = Some(refresh.clone());
@@ -168,11 +164,9 @@ impl UnifiedApi {
         let lifetime = reply.get("expires_in").and_then(lenient_u64).unwrap_or(3_600).min(MAX_TOKEN_LIFETIME_S);
         let renewed = reply.get("refresh_token").and_then(Value::as_str).filter(|t| !t.is_empty());
         if let Some(renewed) = renewed.filter(|renewed| *renewed != refresh) {
-            if let Some(kept) = tokens.kept.as_mut() {
-                if let Err(error) = kept.keep(renewed).await {
-                    // Still good until the next refresh, which keeps its own new one.
-                    tracing::warn!(%error, "VoipNow's new refresh token could not be kept; a restart before the next refresh would send the old one");
-                }
+            if let Err(error) = tokens.kept.keep(renewed).await {
+                // Still good until the next refresh, which keeps its own new one.
+                tracing::warn!(%error, "VoipNow's new refresh token could not be kept; a restart before the next refresh would send the old one");
             }
             tokens.refresh = Some(renewed.to_owned());
         } else {
